@@ -1,0 +1,179 @@
+"""The one typed settings object for anomstream.
+
+Values come, highest priority first, from: keyword arguments, environment variables
+(``ANOMSTREAM_`` prefix, ``__`` between nested names, e.g.
+``ANOMSTREAM_KAFKA__BOOTSTRAP_SERVERS``), a TOML file (``ANOMSTREAM_CONFIG`` or
+``./anomstream.toml``), and the documented defaults below. ``docs/configuration.md`` lists
+every field.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from pydantic import BaseModel, Field, SecretStr
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+__all__ = [
+    "AlertSettings",
+    "InfluxSettings",
+    "KafkaSettings",
+    "SensorDetectorSettings",
+    "Settings",
+    "TopicSettings",
+    "WorkerSettings",
+    "default_cache_dir",
+    "default_state_dir",
+]
+
+
+def default_cache_dir() -> Path:
+    """Where downloaded jars and the built ``influxd`` live (reused across clones)."""
+    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "anomstream"
+
+
+def default_state_dir() -> Path:
+    """Where the local stack keeps its data, logs, pid files and the InfluxDB token."""
+    return default_cache_dir() / "state"
+
+
+class KafkaSettings(BaseModel):
+    """Kafka connection, and the local single-node broker started by ``anomstream up``."""
+
+    bootstrap_servers: str = Field(
+        "127.0.0.1:9092",
+        description="host:port list of the brokers. Point it at an existing cluster and set "
+        "manage_local=false to use your own Kafka.",
+    )
+    manage_local: bool = Field(True, description="Start/stop a local broker with up/down.")
+    port: int = Field(9092, description="Client port of the local broker (127.0.0.1 only).")
+    controller_port: int = Field(9093, description="KRaft controller port of the local broker.")
+    version: str = Field("4.1.2", description="org.apache.kafka:kafka_2.13 version to install.")
+    log4j_version: str = Field("2.25.3", description="log4j-core / log4j-slf4j-impl version.")
+    heap: str = Field("512m", description="JVM -Xmx of the local broker.")
+
+
+class InfluxSettings(BaseModel):
+    """InfluxDB connection, and the local server started by ``anomstream up``."""
+
+    url: str = Field("http://127.0.0.1:8086", description="InfluxDB 2.x API base URL.")
+    org: str = Field("anomstream", description="Organisation (created at onboarding).")
+    bucket: str = Field("anomstream", description="Bucket for score/alert/pipeline points.")
+    token: SecretStr | None = Field(
+        None,
+        description="API token. Unset: read from <state_dir>/influxdb/token, which local "
+        "onboarding writes with mode 0600.",
+    )
+    manage_local: bool = Field(True, description="Start/stop a local influxd with up/down.")
+    port: int = Field(8086, description="HTTP port of the local influxd (127.0.0.1 only).")
+    version: str = Field("v2.8.0", description="github.com/influxdata/influxdb/v2 version.")
+    retention_hours: int = Field(0, description="Bucket retention at onboarding; 0 = forever.")
+    write_batch_size: int = Field(5000, description="Points per write request.")
+    write_retries: int = Field(5, description="Retries of a failed write (backoff doubles).")
+
+
+class TopicSettings(BaseModel):
+    """Kafka topic names (defaults from DESIGN.md) and how to create them."""
+
+    connections: str = "connections"
+    sensors: str = "sensors"
+    scores: str = "scores"
+    alerts: str = "alerts"
+    labels: str = "labels"
+    deadletter: str = "deadletter"
+    model_events: str = "model-events"
+    partitions: int = Field(4, description="Partitions of the input topics when we create them.")
+    replication_factor: int = Field(1, description="Replication factor when we create topics.")
+
+    def all_names(self) -> list[str]:
+        return [
+            self.connections,
+            self.sensors,
+            self.scores,
+            self.alerts,
+            self.labels,
+            self.deadletter,
+            self.model_events,
+        ]
+
+
+class SensorDetectorSettings(BaseModel):
+    """Online per-sensor detector used by the sensor agent."""
+
+    detector: str = Field("robust_zscore", description="Registered detector name.")
+    window: int = Field(288, description="Recent first differences kept per sensor.")
+    warmup: int = Field(30, description="Readings per sensor before scores may alert.")
+
+
+class AlertSettings(BaseModel):
+    """When a score becomes an alert."""
+
+    threshold: float = Field(
+        0.999, description="Calibrated score (tail probability complement) that alerts."
+    )
+    cooldown_events: int = Field(
+        20, description="Events per entity after an alert during which no new alert is raised."
+    )
+
+
+class WorkerSettings(BaseModel):
+    """Faust worker behaviour."""
+
+    app_id: str = Field("anomstream", description="Faust app id = Kafka consumer group.")
+    batch_size: int = Field(500, description="Events per micro-batch taken from a stream.")
+    batch_within_s: float = Field(0.5, description="Max seconds to wait to fill a micro-batch.")
+    web_port: int = Field(6066, description="Faust web port (health, metrics).")
+    data_dir: Path | None = Field(None, description="Faust data dir; default <state_dir>/faust.")
+    loglevel: str = Field("WARNING", description="Faust/worker log level.")
+
+
+class Settings(BaseSettings):
+    """Everything anomstream can be told. Build one with ``Settings()``."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="ANOMSTREAM_",
+        env_nested_delimiter="__",
+        extra="ignore",
+    )
+
+    cache_dir: Path = Field(default_factory=default_cache_dir)
+    state_dir: Path = Field(default_factory=default_state_dir)
+    kafka: KafkaSettings = Field(default_factory=KafkaSettings)
+    influx: InfluxSettings = Field(default_factory=InfluxSettings)
+    topics: TopicSettings = Field(default_factory=TopicSettings)
+    sensor_detector: SensorDetectorSettings = Field(default_factory=SensorDetectorSettings)
+    alerts: AlertSettings = Field(default_factory=AlertSettings)
+    worker: WorkerSettings = Field(default_factory=WorkerSettings)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        toml_path = Path(os.environ.get("ANOMSTREAM_CONFIG", "anomstream.toml"))
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        if toml_path.is_file():
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=toml_path))
+        return tuple(sources)
+
+    def influx_token(self) -> str:
+        """The InfluxDB token: configured, or the one local onboarding stored."""
+        if self.influx.token is not None:
+            return self.influx.token.get_secret_value()
+        path = self.state_dir / "influxdb" / "token"
+        if not path.is_file():
+            raise RuntimeError(
+                f"no InfluxDB token: set ANOMSTREAM_INFLUX__TOKEN or run `anomstream up` "
+                f"(expected {path})"
+            )
+        return path.read_text().strip()
