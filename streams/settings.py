@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from pydantic import BaseModel, Field, SecretStr
+from pydantic import BaseModel, Field, SecretStr, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -58,6 +58,14 @@ class KafkaSettings(BaseModel):
     log4j_version: str = Field("2.25.3", description="log4j-core / log4j-slf4j-impl version.")
     heap: str = Field("512m", description="JVM -Xmx of the local broker.")
 
+    @model_validator(mode="after")
+    def _local_address(self) -> KafkaSettings:
+        # A managed broker listens where we start it; deriving the address avoids a port
+        # override that silently points clients elsewhere.
+        if self.manage_local:
+            self.bootstrap_servers = f"127.0.0.1:{self.port}"
+        return self
+
 
 class InfluxSettings(BaseModel):
     """InfluxDB connection, and the local server started by ``anomstream up``."""
@@ -76,6 +84,12 @@ class InfluxSettings(BaseModel):
     retention_hours: int = Field(0, description="Bucket retention at onboarding; 0 = forever.")
     write_batch_size: int = Field(5000, description="Points per write request.")
     write_retries: int = Field(5, description="Retries of a failed write (backoff doubles).")
+
+    @model_validator(mode="after")
+    def _local_address(self) -> InfluxSettings:
+        if self.manage_local:
+            self.url = f"http://127.0.0.1:{self.port}"
+        return self
 
 
 class TopicSettings(BaseModel):
@@ -115,7 +129,9 @@ class AlertSettings(BaseModel):
     """When a score becomes an alert."""
 
     threshold: float = Field(
-        0.999, description="Calibrated score (tail probability complement) that alerts."
+        0.99999,
+        description="Calibrated score in [0, 1] at or above which an event is anomalous "
+        "(0.99999 ~ a robust z of 4.4 for the default sensor detector).",
     )
     cooldown_events: int = Field(
         20, description="Events per entity after an alert during which no new alert is raised."

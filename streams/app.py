@@ -1,0 +1,217 @@
+"""The Faust app: its topics, tables and agents, declared in one readable place.
+
+Agents are short: they take a micro-batch, call plain functions in :mod:`streams.scoring`
+and hand the results to the sinks. An input batch is acknowledged (so its offsets may be
+committed) only after its scores and alerts reached Kafka and InfluxDB accepted the points:
+at-least-once end to end.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import socket
+import time
+import weakref
+from dataclasses import dataclass
+from typing import Any
+
+import faust
+import structlog
+from faust.streams import _current_event
+
+from streams.scoring import (
+    AlertPolicy,
+    DeadLetter,
+    RawRecord,
+    ScoredEvent,
+    SensorScorer,
+    score_sensor_batch,
+)
+from streams.settings import Settings
+from streams.sinks import InfluxSink, alert_point, pipeline_point, score_point
+
+__all__ = ["Pipeline", "create_app", "kafka_broker_urls"]
+
+log = structlog.get_logger(__name__)
+
+
+def kafka_broker_urls(bootstrap_servers: str) -> list[str]:
+    """``"h1:9092,h2:9092"`` → Faust's ``["kafka://h1:9092", "kafka://h2:9092"]``.
+
+    >>> kafka_broker_urls("127.0.0.1:9092, h2:9093")
+    ['kafka://127.0.0.1:9092', 'kafka://h2:9093']
+    """
+    return [f"kafka://{h.strip()}" for h in bootstrap_servers.split(",") if h.strip()]
+
+
+@dataclass
+class Pipeline:
+    """The app and everything declared on it."""
+
+    app: faust.App
+    settings: Settings
+    sensors: faust.TopicT
+    scores: faust.TopicT
+    alerts: faust.TopicT
+    deadletter: faust.TopicT
+    sensor_state: faust.Table
+    sink: InfluxSink
+
+
+def _raw(event: faust.EventT) -> RawRecord:
+    msg = event.message
+    return RawRecord(
+        key=msg.key,
+        value=msg.value,
+        topic=msg.topic,
+        partition=msg.partition,
+        offset=msg.offset,
+        timestamp_ms=int(msg.timestamp * 1000) if msg.timestamp else None,
+    )
+
+
+def _dumps(obj: Any) -> bytes:
+    return json.dumps(obj, separators=(",", ":"), allow_nan=False).encode()
+
+
+def create_app(settings: Settings | None = None) -> Pipeline:
+    """Build the Faust app for ``settings`` (default: environment + config file)."""
+    settings = settings or Settings()
+    t = settings.topics
+    w = settings.worker
+    app = faust.App(
+        w.app_id,
+        broker=kafka_broker_urls(settings.kafka.bootstrap_servers),
+        store="memory://",
+        value_serializer="raw",
+        key_serializer="raw",
+        topic_partitions=t.partitions,
+        topic_replication_factor=t.replication_factor,
+        datadir=str(w.data_dir or settings.state_dir / "faust"),
+        web_enabled=False,
+        producer_acks=-1,
+        consumer_auto_offset_reset="earliest",
+        broker_commit_every=w.batch_size,
+        stream_wait_empty=True,
+    )
+    sensors = app.topic(t.sensors, key_type=bytes, value_type=bytes)
+    scores = app.topic(t.scores, key_type=bytes, value_type=bytes)
+    alerts = app.topic(t.alerts, key_type=bytes, value_type=bytes)
+    deadletter = app.topic(t.deadletter, key_type=bytes, value_type=bytes)
+    # Per-sensor detector state survives restarts and rebalances through the changelog.
+    # (Table keys and values default to the json codec, whatever the app's serializer.)
+    sensor_state = app.Table("sensor-state", default=None, partitions=t.partitions)
+    sink = InfluxSink(settings)
+    pipe = Pipeline(app, settings, sensors, scores, alerts, deadletter, sensor_state, sink)
+    policy = AlertPolicy(
+        threshold=settings.alerts.threshold,
+        warmup=settings.sensor_detector.warmup,
+        cooldown_events=settings.alerts.cooldown_events,
+    )
+    worker_name = f"{socket.gethostname()}-{os.getpid()}"
+
+    @app.agent(sensors, name="score-sensors")
+    async def score_sensors(stream: faust.StreamT) -> None:
+        scorers: dict[str, SensorScorer] = {}
+        async for events in stream.take_events(w.batch_size, within=w.batch_within_s):
+            started = time.perf_counter()
+            records = [_raw(e) for e in events]
+            for rec in records:
+                _load_scorer(rec, scorers, sensor_state)
+            scored, dead = score_sensor_batch(
+                records, scorers, policy, window=settings.sensor_detector.window
+            )
+            await _publish(pipe, scored, dead)
+            _checkpoint(sensor_state, scorers, scored, events)
+            elapsed = time.perf_counter() - started
+            await sink.write(
+                [
+                    pipeline_point(
+                        worker_name,
+                        "score-sensors",
+                        events_per_s=len(records) / max(elapsed, 1e-9),
+                        deadletter_count=len(dead),
+                        batch_latency_ms=elapsed * 1000,
+                        batch_size=len(records),
+                        wall_time_s=time.time(),
+                    )
+                ]
+            )
+            # take_events acknowledges this batch only when we ask for the next one.
+
+    @app.task
+    async def _start_sink() -> None:
+        await sink.start()
+
+    @app.on_before_shutdown.connect
+    async def _stop_sink(app: faust.App, **kwargs: Any) -> None:
+        await sink.stop()
+
+    return pipe
+
+
+def _load_scorer(rec: RawRecord, scorers: dict[str, SensorScorer], table: faust.Table) -> None:
+    # Cheap peek at the key (= sensor id, by convention) to restore state after a restart;
+    # records with a wrong key still work, they just start from an empty state.
+    if rec.key is None:
+        return
+    key = rec.key.decode("utf-8", "replace")
+    if key in scorers:
+        return
+    state = table.get(key)
+    if state is not None:
+        try:
+            scorers[key] = SensorScorer.from_state(state)
+        except (KeyError, TypeError, ValueError) as exc:
+            log.warning("state_restore_failed", entity=key, error=str(exc))
+
+
+def _checkpoint(
+    table: faust.Table,
+    scorers: dict[str, SensorScorer],
+    scored: list[ScoredEvent],
+    events: list[faust.EventT],
+) -> None:
+    """Write each touched entity's state to the table's changelog, in its event's partition."""
+    last_event: dict[str, faust.EventT] = {}
+    for ev, event in zip(scored, _events_of(scored, events), strict=True):
+        last_event[ev.entity] = event
+    for entity, event in last_event.items():
+        # A table assignment takes its changelog partition from the "current event"; inside
+        # take_events() there is none, so point it at the event the state came from.
+        _current_event.set(weakref.ref(event))
+        table[entity] = scorers[entity].to_state()
+    _current_event.set(None)
+
+
+def _events_of(scored: list[ScoredEvent], events: list[faust.EventT]) -> list[faust.EventT]:
+    by_offset = {(e.message.partition, e.message.offset): e for e in events}
+    return [by_offset[(ev.record.partition, ev.record.offset)] for ev in scored]
+
+
+async def _publish(pipe: Pipeline, scored: list[ScoredEvent], dead: list[DeadLetter]) -> None:
+    futures = []
+    for d in dead:
+        futures.append(await pipe.deadletter.send(key=d.record.key, value=_dumps(d.to_json())))
+    for ev in scored:
+        key = ev.entity.encode()
+        futures.append(await pipe.scores.send(key=key, value=_dumps(ev.to_json())))
+        if ev.alert is not None:
+            futures.append(await pipe.alerts.send(key=key, value=_dumps(ev.alert)))
+    # Wait for the broker's acks before InfluxDB and before the input is acknowledged.
+    if futures:
+        await asyncio.gather(*futures)
+    points = [score_point(ev) for ev in scored]
+    points += [alert_point(ev.alert) for ev in scored if ev.alert is not None]
+    await pipe.sink.write(points)
+    for d in dead:
+        log.warning(
+            "deadletter",
+            reason=d.reason,
+            detail=d.detail[:200],
+            topic=d.record.topic,
+            partition=d.record.partition,
+            offset=d.record.offset,
+        )

@@ -1,0 +1,215 @@
+"""The ``anomstream`` command line."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from streams.logs import configure_logging
+from streams.settings import Settings
+
+__all__ = ["app", "main"]
+
+app = typer.Typer(
+    name="anomstream",
+    help="Streaming anomaly detection on Kafka: local stack, workers, simulator, demo.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+console = Console()
+err = Console(stderr=True)
+
+
+def _settings() -> Settings:
+    settings = Settings()
+    configure_logging(settings.worker.loglevel)
+    return settings
+
+
+@app.command()
+def up() -> None:
+    """Install (first time only, cached) and start the local Kafka and InfluxDB. Idempotent."""
+    from streams.localstack import LocalStack, create_topics
+
+    settings = _settings()
+    stack = LocalStack(settings)
+    t0 = time.monotonic()
+    with console.status(
+        "installing / starting the local stack (the first run builds influxd "
+        "from source: several minutes)…"
+    ):
+        stack.install()
+        started = stack.up()
+        created = create_topics(settings) if settings.kafka.manage_local else []
+    for name, now in started.items():
+        console.print(f"{name}: {'started' if now else 'already running'}")
+    if created:
+        console.print(f"created topics: {', '.join(created)}")
+    _print_status(settings)
+    console.print(f"[dim]{time.monotonic() - t0:.1f}s[/]")
+
+
+@app.command()
+def down() -> None:
+    """Stop the local Kafka and InfluxDB (data stays in the state directory)."""
+    from streams.localstack import LocalStack
+
+    settings = _settings()
+    stopped = LocalStack(settings).down()
+    for name, was in stopped.items():
+        console.print(f"{name}: {'stopped' if was else 'was not running'}")
+
+
+def _print_status(settings: Settings) -> bool:
+    from streams.localstack import LocalStack
+
+    st = LocalStack(settings).status()
+    table = Table(show_header=True)
+    for col in ("service", "healthy", "version", "address", "detail"):
+        table.add_column(col)
+    table.add_row(
+        "kafka",
+        "yes" if st.kafka.healthy else "NO",
+        st.kafka.version or "-",
+        settings.kafka.bootstrap_servers,
+        st.kafka.detail,
+    )
+    table.add_row(
+        "influxdb",
+        "yes" if st.influx.healthy else "NO",
+        st.influx.version or "-",
+        settings.influx.url,
+        st.influx.detail,
+    )
+    console.print(table)
+    return st.healthy
+
+
+@app.command()
+def status() -> None:
+    """Health of Kafka (ApiVersions round trip) and InfluxDB (/health), with versions."""
+    if not _print_status(_settings()):
+        raise typer.Exit(1)
+
+
+@app.command()
+def worker() -> None:
+    """Run the Faust stream processor (start more of them to scale out)."""
+    from faust.worker import Worker
+
+    from streams.app import create_app
+
+    settings = _settings()
+    pipe = create_app(settings)
+    w = Worker(pipe.app, loglevel=settings.worker.loglevel.lower(), quiet=True)
+    w.execute_from_commandline()
+
+
+@app.command()
+def simulate(
+    source: Annotated[
+        str, typer.Option(help="sensors (connections arrive with their issue)")
+    ] = "sensors",
+    rate: Annotated[float, typer.Option(help="events per second")] = 50.0,
+    duration: Annotated[float, typer.Option(help="seconds to run")] = 60.0,
+    sensors: Annotated[int, typer.Option(help="number of simulated sensors")] = 5,
+    bad_rate: Annotated[float, typer.Option(help="share of deliberately malformed records")] = 0.01,
+    seed: Annotated[int, typer.Option()] = 7,
+    truth: Annotated[
+        Path | None, typer.Option(help="write injected-anomaly ground truth (JSON lines)")
+    ] = None,
+) -> None:
+    """Produce realistic synthetic readings (daily cycle, trend, noise, spikes, level shifts)."""
+    from streams.simulator import produce
+
+    if source != "sensors":
+        err.print(f"[red]unknown source {source!r}[/]: only 'sensors' is implemented so far")
+        raise typer.Exit(2)
+    settings = _settings()
+    truth = truth or settings.state_dir / "simulate-ground-truth.jsonl"
+    truth.parent.mkdir(parents=True, exist_ok=True)
+    with console.status("producing…") as st:
+        res = produce(
+            settings.kafka.bootstrap_servers,
+            settings.topics.sensors,
+            rate=rate,
+            duration_s=duration,
+            n_sensors=sensors,
+            bad_rate=bad_rate,
+            seed=seed,
+            truth_path=truth,
+            on_progress=lambda n, total: st.update(f"producing… {n}/{total}"),
+        )
+    console.print_json(json.dumps({**res, "truth": str(truth)}))
+
+
+@app.command()
+def demo(
+    duration: Annotated[float, typer.Option(help="seconds of simulated traffic")] = 60.0,
+    rate: Annotated[float, typer.Option(help="events per second")] = 50.0,
+) -> None:
+    """Everything on one machine: stack, topics, worker, simulator, live alerts, summary."""
+    from streams.demo import run_demo
+
+    summary = run_demo(_settings(), duration_s=duration, rate=rate, console=console)
+    ok = (
+        summary.score_records > 0
+        and summary.alerts > 0
+        and summary.influx_score_points == summary.score_records
+    )
+    if not ok:
+        err.print(
+            "[red]demo incomplete[/]: expected scores for every event, alerts, and "
+            "every score in InfluxDB — see the table above and the worker log"
+        )
+        raise typer.Exit(1)
+
+
+@app.command()
+def alerts(
+    from_beginning: Annotated[bool, typer.Option("--from-beginning")] = False,
+    follow: Annotated[bool, typer.Option("--follow/--no-follow")] = True,
+) -> None:
+    """Tail the alert topic, human-readable."""
+    from kafka import KafkaConsumer
+
+    settings = _settings()
+    consumer = KafkaConsumer(
+        settings.topics.alerts,
+        bootstrap_servers=settings.kafka.bootstrap_servers,
+        auto_offset_reset="earliest" if from_beginning else "latest",
+        enable_auto_commit=False,
+        consumer_timeout_ms=None if follow else 3000,
+    )
+    from streams.demo import format_alert
+
+    try:
+        for msg in consumer:
+            try:
+                console.print(format_alert(json.loads(msg.value)))
+            except (ValueError, KeyError, TypeError):
+                console.print(f"[yellow]unreadable alert at offset {msg.offset}[/]: {msg.value!r}")
+    except KeyboardInterrupt:
+        pass
+    finally:
+        consumer.close()
+
+
+def main() -> None:
+    try:
+        app()
+    except (RuntimeError, TimeoutError) as exc:
+        err.print(f"[red]error:[/] {exc}")
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

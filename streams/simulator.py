@@ -1,0 +1,199 @@
+"""Synthetic sensor readings with labelled anomalies, and a producer that sends them to Kafka.
+
+The readings look like data-centre temperatures: a daily cycle, a slow trend, noise, and a
+few injected spikes and level shifts whose ground truth is written alongside. A small share
+of deliberately malformed records exercises the dead-letter path.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+__all__ = ["Injected", "SensorSimulator", "malformed_records", "produce"]
+
+DAY_S = 86_400.0
+
+
+@dataclass(frozen=True, slots=True)
+class Injected:
+    """Ground truth for one injected anomaly."""
+
+    sensor_id: str
+    kind: str  # "spike" | "level_shift"
+    timestamp: float
+    magnitude: float
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "sensor_id": self.sensor_id,
+            "kind": self.kind,
+            "timestamp": self.timestamp,
+            "magnitude": self.magnitude,
+        }
+
+
+@dataclass
+class SensorSimulator:
+    """Deterministic (seeded) stream of readings from ``n_sensors`` sensors.
+
+    Parameters
+    ----------
+    n_sensors
+        Number of sensors; ids are ``rack-01-temp`` …
+    cadence_s
+        Event-time step between two readings of one sensor. Simulated time runs faster
+        than wall time so a one-minute demo covers days of readings.
+    start
+        Event time of the first reading (UTC epoch seconds).
+    anomaly_rate
+        Probability per reading of starting an injected anomaly (after a clean warm-up).
+    warmup
+        Readings per sensor before any anomaly is injected.
+
+    Examples
+    --------
+    >>> sim = SensorSimulator(n_sensors=2, cadence_s=300, start=0.0, seed=1)
+    >>> first = [r for r, _ in sim.readings(4)]
+    >>> [r["sensor_id"] for r in first]
+    ['rack-01-temp', 'rack-02-temp', 'rack-01-temp', 'rack-02-temp']
+    >>> first[2]["timestamp"] - first[0]["timestamp"]
+    300.0
+    """
+
+    n_sensors: int = 5
+    cadence_s: float = 300.0
+    start: float = 0.0
+    seed: int = 7
+    anomaly_rate: float = 0.004
+    warmup: int = 60
+    noise: float = 0.15
+    truth: list[Injected] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        rng = np.random.default_rng(self.seed)
+        self._rng = rng
+        self.sensor_ids = [f"rack-{i + 1:02d}-temp" for i in range(self.n_sensors)]
+        self._base = 20.0 + rng.uniform(0, 6, self.n_sensors)
+        self._amp = rng.uniform(1.0, 3.0, self.n_sensors)
+        self._phase = rng.uniform(0, 2 * math.pi, self.n_sensors)
+        self._trend_per_day = rng.uniform(-0.05, 0.15, self.n_sensors)
+        self._shift = np.zeros(self.n_sensors)
+
+    def value(self, i: int, t: float) -> float:
+        """The clean signal of sensor ``i`` at event time ``t`` (before noise and spikes)."""
+        days = (t - self.start) / DAY_S
+        daily = self._amp[i] * math.sin(2 * math.pi * (t % DAY_S) / DAY_S + self._phase[i])
+        return float(self._base[i] + daily + self._trend_per_day[i] * days + self._shift[i])
+
+    def readings(self, n_rounds: int) -> Iterator[tuple[dict[str, Any], Injected | None]]:
+        """``n_rounds`` rounds of one reading per sensor, in event-time order."""
+        rng = self._rng
+        for k in range(n_rounds):
+            t = self.start + k * self.cadence_s
+            for i, sid in enumerate(self.sensor_ids):
+                injected: Injected | None = None
+                spike = 0.0
+                if k >= self.warmup and rng.random() < self.anomaly_rate:
+                    if rng.random() < 0.6:
+                        spike = float(rng.choice([-1, 1]) * rng.uniform(3.0, 6.0))
+                        injected = Injected(sid, "spike", t, spike)
+                    else:
+                        delta = float(rng.choice([-1, 1]) * rng.uniform(2.5, 4.0))
+                        self._shift[i] += delta
+                        injected = Injected(sid, "level_shift", t, delta)
+                    self.truth.append(injected)
+                v = self.value(i, t) + spike + float(rng.normal(0, self.noise))
+                yield (
+                    {"sensor_id": sid, "timestamp": t, "value": round(v, 4), "unit": "celsius"},
+                    injected,
+                )
+
+
+def malformed_records(rng: np.random.Generator) -> Iterator[tuple[bytes, bytes]]:
+    """Endless (key, value) pairs of the bad inputs producers really send."""
+    samples = [
+        (b"rack-99-temp", b"{not json"),
+        (b"rack-99-temp", b'{"sensor_id": "rack-99-temp", "value": 21.0}'),
+        (b"rack-99-temp", b'{"sensor_id": "rack-99-temp", "timestamp": 0, "value": NaN}'),
+        (b"rack-99-temp", b'{"sensor_id": "rack-99-temp", "timestamp": 0, "value": "hot"}'),
+        (b"rack-99-temp", b"[1, 2, 3]"),
+        (b"rack-99-temp", b'{"sensor_id": "rack-99-temp", "timestamp": "soon", "value": 1}'),
+    ]
+    while True:
+        yield samples[int(rng.integers(len(samples)))]
+
+
+def produce(
+    bootstrap_servers: str,
+    topic: str,
+    *,
+    rate: float,
+    duration_s: float,
+    n_sensors: int = 5,
+    cadence_s: float = 300.0,
+    bad_rate: float = 0.01,
+    seed: int = 7,
+    truth_path: Path | None = None,
+    on_progress: Any = None,
+) -> dict[str, Any]:
+    """Send readings to Kafka at ``rate`` events/s for ``duration_s`` seconds.
+
+    Event times end near "now" so the history looks recent in Grafana. Returns counts; the
+    ground truth (one JSON line per injected anomaly) goes to ``truth_path`` if given.
+    """
+    from kafka import KafkaProducer
+
+    total = max(1, int(rate * duration_s))
+    rounds = math.ceil(total / n_sensors)
+    start = time.time() - rounds * cadence_s
+    sim = SensorSimulator(n_sensors=n_sensors, cadence_s=cadence_s, start=start, seed=seed)
+    rng = np.random.default_rng(seed + 1)
+    bad = malformed_records(rng)
+    producer = KafkaProducer(
+        bootstrap_servers=bootstrap_servers, acks="all", linger_ms=20, client_id="anomstream-sim"
+    )
+    sent = bad_sent = 0
+    t0 = time.monotonic()
+    truth_fh = truth_path.open("w") if truth_path is not None else None
+    try:
+        for reading, injected in sim.readings(rounds):
+            if sent >= total:
+                break
+            producer.send(
+                topic, key=reading["sensor_id"].encode(), value=json.dumps(reading).encode()
+            )
+            sent += 1
+            if truth_fh is not None and injected is not None:
+                truth_fh.write(json.dumps(injected.to_json()) + "\n")
+            if rng.random() < bad_rate:
+                k, v = next(bad)
+                producer.send(topic, key=k, value=v)
+                bad_sent += 1
+            # Pace against the wall clock so the stream looks live, without drifting.
+            ahead = sent / rate - (time.monotonic() - t0)
+            if ahead > 0:
+                time.sleep(ahead)
+            if on_progress is not None and sent % max(1, int(rate)) == 0:
+                on_progress(sent, total)
+        producer.flush()
+    finally:
+        producer.close()
+        if truth_fh is not None:
+            truth_fh.close()
+    return {
+        "events": sent,
+        "malformed": bad_sent,
+        "anomalies_injected": len(sim.truth),
+        "seconds": time.monotonic() - t0,
+        "sensors": sim.sensor_ids,
+        "event_time_start": start,
+        "cadence_s": cadence_s,
+    }
