@@ -35,6 +35,24 @@ def _settings() -> Settings:
 
 
 @app.command()
+def install() -> None:
+    """Fetch the Kafka jars and build influxd into the cache (first time only; up does it too)."""
+    from streams.localstack import LocalStack
+
+    settings = _settings()
+    stack = LocalStack(settings)
+    t0 = time.monotonic()
+    with console.status(
+        "installing Kafka (Maven Central) and building influxd from its Go "
+        "module — the first run takes several minutes…"
+    ):
+        stack.install()
+    console.print(f"Kafka {settings.kafka.version}: {stack.kafka.libs}")
+    console.print(f"InfluxDB {settings.influx.version}: {stack.influx.binary}")
+    console.print(f"[dim]{time.monotonic() - t0:.1f}s[/]")
+
+
+@app.command()
 def up() -> None:
     """Install (first time only, cached) and start the local Kafka and InfluxDB. Idempotent."""
     from streams.localstack import LocalStack, create_topics

@@ -117,6 +117,7 @@ def _rec(msg: Any) -> TopicRecord:
 def consumer_lag(settings: Settings, group: str, topic: str) -> int | None:
     """Messages of ``topic`` not yet committed by ``group`` (None if it committed nothing)."""
     from kafka import KafkaAdminClient
+    from kafka.errors import KafkaError
 
     ends = end_offsets(settings, topic)
     admin = KafkaAdminClient(
@@ -124,6 +125,9 @@ def consumer_lag(settings: Settings, group: str, topic: str) -> int | None:
     )
     try:
         committed = admin.list_group_offsets({group: None}).get(group, {})
+    except KafkaError:
+        # No coordinator yet (fresh cluster, or the group has never committed).
+        return None
     finally:
         admin.close()
     mine = {tp.partition: om.offset for tp, om in committed.items() if tp.topic == topic}

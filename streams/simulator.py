@@ -61,7 +61,7 @@ class SensorSimulator:
     Examples
     --------
     >>> sim = SensorSimulator(n_sensors=2, cadence_s=300, start=0.0, seed=1)
-    >>> first = [r for r, _ in sim.readings(4)]
+    >>> first = [r for r, _ in sim.readings(2)]
     >>> [r["sensor_id"] for r in first]
     ['rack-01-temp', 'rack-02-temp', 'rack-01-temp', 'rack-02-temp']
     >>> first[2]["timestamp"] - first[0]["timestamp"]
