@@ -28,6 +28,7 @@ __all__ = [
     "Settings",
     "TopicSettings",
     "WorkerSettings",
+    "configuration_reference",
     "default_cache_dir",
     "default_state_dir",
 ]
@@ -193,3 +194,39 @@ class Settings(BaseSettings):
                 f"(expected {path})"
             )
         return path.read_text().strip()
+
+
+def configuration_reference() -> str:
+    """Markdown table of every setting, its environment variable, default and meaning."""
+    lines = [
+        "# Configuration reference",
+        "",
+        "Generated from `streams/settings.py` by `python -m streams.settings` "
+        "(a unit test keeps this file in sync).",
+        "Environment variables win over the TOML file (`ANOMSTREAM_CONFIG` or "
+        "`./anomstream.toml`, sections named like the groups below), which wins over defaults.",
+        "",
+        "| environment variable | default | meaning |",
+        "|---|---|---|",
+    ]
+    top = {
+        "cache_dir": "Downloaded jars and built binaries (default `~/.cache/anomstream`).",
+        "state_dir": "Local stack data, logs, pid files, token (default "
+        "`~/.cache/anomstream/state`).",
+    }
+    for name, text in top.items():
+        lines.append(f"| `ANOMSTREAM_{name.upper()}` | see meaning | {text} |")
+    for group, info in Settings.model_fields.items():
+        model = info.default_factory() if info.default_factory else None  # type: ignore[call-arg]
+        if not isinstance(model, BaseModel):
+            continue
+        for fname, finfo in type(model).model_fields.items():
+            default = getattr(model, fname)
+            shown = "unset" if default is None else f"`{default}`"
+            desc = (finfo.description or "").replace("|", "\\|")
+            lines.append(f"| `ANOMSTREAM_{group.upper()}__{fname.upper()}` | {shown} | {desc} |")
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    print(configuration_reference(), end="")

@@ -59,3 +59,12 @@ def test_token_from_state_dir(tmp_path: Path) -> None:
     (tmp_path / "influxdb").mkdir()
     (tmp_path / "influxdb" / "token").write_text("abc\n")
     assert s.influx_token() == "abc"
+
+
+def test_configuration_reference_is_up_to_date() -> None:
+    from streams.settings import configuration_reference
+
+    doc = Path(__file__).parents[3] / "docs" / "configuration.md"
+    assert doc.read_text() == configuration_reference(), (
+        "docs/configuration.md is stale: run `python -m streams.settings > docs/configuration.md`"
+    )
