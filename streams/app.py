@@ -92,7 +92,7 @@ def create_app(settings: Settings | None = None) -> Pipeline:
         datadir=str(w.data_dir or settings.state_dir / "faust"),
         web_enabled=False,
         producer_acks=-1,
-        consumer_auto_offset_reset="earliest",
+        consumer_auto_offset_reset=w.auto_offset_reset,
         broker_commit_every=w.batch_size,
         stream_wait_empty=True,
     )
@@ -111,6 +111,10 @@ def create_app(settings: Settings | None = None) -> Pipeline:
         cooldown_events=settings.alerts.cooldown_events,
     )
     worker_name = f"{socket.gethostname()}-{os.getpid()}"
+
+    if w.mode == "passthrough":
+        _register_passthrough(pipe)
+        return pipe
 
     @app.agent(sensors, name="score-sensors")
     async def score_sensors(stream: faust.StreamT) -> None:
@@ -150,6 +154,24 @@ def create_app(settings: Settings | None = None) -> Pipeline:
         await sink.stop()
 
     return pipe
+
+
+def _register_passthrough(pipe: Pipeline) -> None:
+    """Same consumption and batching, no work: the baseline `anomstream bench` compares to."""
+    w = pipe.settings.worker
+
+    @pipe.app.agent(pipe.sensors, name="passthrough")
+    async def passthrough(stream: faust.StreamT) -> None:
+        async for events in stream.take_events(w.batch_size, within=w.batch_within_s):
+            futures = []
+            for e in events:
+                m = e.message
+                body = {
+                    "input": {"topic": m.topic, "partition": m.partition, "offset": m.offset},
+                    "raw": m.value.decode("utf-8", "replace") if m.value else None,
+                }
+                futures.append(await pipe.scores.send(key=m.key, value=_dumps(body)))
+            await asyncio.gather(*futures)
 
 
 def _load_scorer(rec: RawRecord, scorers: dict[str, SensorScorer], table: faust.Table) -> None:

@@ -39,3 +39,6 @@ def configure_logging(level: str = "INFO", json_logs: bool | None = None) -> Non
         stream=sys.stderr,
         format="%(asctime)s %(levelname)s %(name)s %(message)s",
     )
+    # kafka-python warns about Faust's group-assignment metadata, which it cannot decode,
+    # whenever we describe a group: expected, and not the operator's business.
+    logging.getLogger("kafka").setLevel(logging.ERROR)

@@ -18,8 +18,10 @@ __all__ = [
     "TopicRecord",
     "consumer_lag",
     "end_offsets",
+    "group_is_stable",
     "influx_query",
     "read_topic",
+    "wait_for_group_stable",
     "wait_for_lag_zero",
 ]
 
@@ -134,6 +136,33 @@ def consumer_lag(settings: Settings, group: str, topic: str) -> int | None:
     if not mine:
         return None
     return sum(max(0, end - mine.get(p, 0)) for p, end in ends.items())
+
+
+def group_is_stable(settings: Settings, group: str) -> bool:
+    """True once ``group`` has finished a rebalance and has members (partitions assigned)."""
+    from kafka import KafkaAdminClient
+    from kafka.errors import KafkaError
+
+    admin = KafkaAdminClient(
+        bootstrap_servers=settings.kafka.bootstrap_servers, client_id="anomstream-observe"
+    )
+    try:
+        info = admin.describe_groups([group]).get(group, {})
+    except KafkaError:
+        return False
+    finally:
+        admin.close()
+    state = info.get("group_state", info.get("state"))
+    return state == "Stable" and bool(info.get("members"))
+
+
+def wait_for_group_stable(settings: Settings, group: str, timeout_s: float) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if group_is_stable(settings, group):
+            return True
+        time.sleep(0.5)
+    return False
 
 
 def wait_for_lag_zero(settings: Settings, group: str, topic: str, timeout_s: float) -> int | None:

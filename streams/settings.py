@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, Field, SecretStr, model_validator
 from pydantic_settings import (
@@ -148,6 +149,16 @@ class WorkerSettings(BaseModel):
     web_port: int = Field(6066, description="Faust web port (health, metrics).")
     data_dir: Path | None = Field(None, description="Faust data dir; default <state_dir>/faust.")
     loglevel: str = Field("WARNING", description="Faust/worker log level.")
+    auto_offset_reset: Literal["earliest", "latest"] = Field(
+        "earliest",
+        description="Where a new consumer group starts reading (later runs resume from "
+        "their committed offsets).",
+    )
+    mode: Literal["score", "passthrough"] = Field(
+        "score",
+        description="passthrough: forward input to the scores topic untouched (the "
+        "baseline of `anomstream bench`).",
+    )
 
 
 class Settings(BaseSettings):

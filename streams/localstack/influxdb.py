@@ -139,7 +139,7 @@ class LocalInfluxDB:
             f'//go:build tools\n\npackage tools\n\nimport _ "{_MODULE}/cmd/influxd"\n'
         )
         run(go, "mod", "tidy")
-        tmp = self.binary.with_suffix(".tmp")
+        tmp = self.binary.with_name(self.binary.name + ".tmp")
         run(
             go,
             "build",
