@@ -119,7 +119,7 @@ def create_app(settings: Settings | None = None) -> Pipeline:
     @app.agent(sensors, name="score-sensors")
     async def score_sensors(stream: faust.StreamT) -> None:
         scorers: dict[str, SensorScorer] = {}
-        async for events in stream.take_events(w.batch_size, within=w.batch_within_s):
+        async for events in stream.noack_take(w.batch_size, within=w.batch_within_s):
             started = time.perf_counter()
             records = [_raw(e) for e in events]
             for rec in records:
@@ -143,7 +143,7 @@ def create_app(settings: Settings | None = None) -> Pipeline:
                     )
                 ]
             )
-            # take_events acknowledges this batch only when we ask for the next one.
+            await _ack(stream, events)
 
     @app.task
     async def _start_sink() -> None:
@@ -162,7 +162,7 @@ def _register_passthrough(pipe: Pipeline) -> None:
 
     @pipe.app.agent(pipe.sensors, name="passthrough")
     async def passthrough(stream: faust.StreamT) -> None:
-        async for events in stream.take_events(w.batch_size, within=w.batch_within_s):
+        async for events in stream.noack_take(w.batch_size, within=w.batch_within_s):
             futures = []
             for e in events:
                 m = e.message
@@ -172,6 +172,19 @@ def _register_passthrough(pipe: Pipeline) -> None:
                 }
                 futures.append(await pipe.scores.send(key=m.key, value=_dumps(body)))
             await asyncio.gather(*futures)
+            await _ack(stream, events)
+
+
+async def _ack(stream: faust.StreamT, events: list[faust.EventT]) -> None:
+    """Mark a fully handled batch as committable.
+
+    Why noack_take and not take_events: take_events acknowledges its batch in a ``finally``
+    — also when the generator is closed by a shutdown or an agent restart half-way through
+    the batch, which can commit offsets whose outputs were never written.
+    Here nothing is acknowledged unless we got this far.
+    """
+    for event in events:
+        await stream.ack(event)
 
 
 def _load_scorer(rec: RawRecord, scorers: dict[str, SensorScorer], table: faust.Table) -> None:
@@ -202,7 +215,7 @@ def _checkpoint(
         last_event[ev.entity] = event
     for entity, event in last_event.items():
         # A table assignment takes its changelog partition from the "current event"; inside
-        # take_events() there is none, so point it at the event the state came from.
+        # noack_take() there is none, so point it at the event the state came from.
         _current_event.set(weakref.ref(event))
         table[entity] = scorers[entity].to_state()
     _current_event.set(None)

@@ -194,6 +194,8 @@ class SensorScorer:
     last_value: float | None = None
     last_timestamp: float | None = None
     n_seen: int = 0
+    #: Input position of the last event this state has absorbed, as [partition, offset].
+    position: tuple[int, int] | None = None
     detector: RobustZScore = field(default_factory=RobustZScore)
     episodes: EpisodeTracker = field(default_factory=EpisodeTracker)
 
@@ -244,6 +246,7 @@ class SensorScorer:
             self.last_value = reading.value
             self.last_timestamp = reading.timestamp
         self.n_seen += 1
+        self.position = (record.partition, record.offset)
         return ScoredEvent(
             source=SOURCE_SENSORS,
             entity=reading.sensor_id,
@@ -261,12 +264,26 @@ class SensorScorer:
             alert=alert,
         )
 
+    def already_absorbed(self, record: RawRecord) -> bool:
+        """True for a replayed input this state already learned from.
+
+        The state is checkpointed only after the event's outputs were published, so such an
+        event has its score and alert already; scoring it again against the later state
+        would publish a different score for the same event.
+        """
+        return (
+            self.position is not None
+            and record.partition == self.position[0]
+            and record.offset <= self.position[1]
+        )
+
     def to_state(self) -> dict[str, Any]:
         return {
             "window": self.window,
             "last_value": self.last_value,
             "last_timestamp": self.last_timestamp,
             "n_seen": self.n_seen,
+            "position": list(self.position) if self.position is not None else None,
             "detector": self.detector.to_state(),
             "episodes": self.episodes.to_state(),
         }
@@ -278,6 +295,7 @@ class SensorScorer:
             last_value=state["last_value"],
             last_timestamp=state["last_timestamp"],
             n_seen=state["n_seen"],
+            position=tuple(state["position"]) if state.get("position") else None,
             detector=RobustZScore.from_state(state["detector"]),
             episodes=EpisodeTracker.from_state(state["episodes"]),
         )
@@ -304,5 +322,7 @@ def score_sensor_batch(
         scorer = scorers.get(reading.sensor_id)
         if scorer is None:
             scorer = scorers[reading.sensor_id] = SensorScorer(window=window)
+        if scorer.already_absorbed(record):
+            continue
         scored.append(scorer.score(reading, record, policy))
     return scored, dead

@@ -65,7 +65,9 @@ class ManagedProcess:
             actual = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
         except OSError:
             return True
-        return actual.strip() == expected.strip()
+        # Right after spawning, the child's cmdline can read empty for a moment: not a
+        # stranger, just not exec'd far enough to show it.
+        return not actual.strip() or actual.strip() == expected.strip()
 
     def is_running(self) -> bool:
         return self.pid() is not None

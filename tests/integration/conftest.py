@@ -6,12 +6,14 @@ stack is left alone; the installed jars and influxd binary are reused from the c
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import subprocess
 import sys
 import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -35,34 +37,53 @@ def stack_env(state_dir: Path) -> dict[str, str]:
     }
 
 
-@pytest.fixture(scope="session")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
-    env = stack_env(tmp_path_factory.mktemp("stack"))
-    old = {k: os.environ.get(k) for k in env}
+@dataclass
+class Stack:
+    """The session's stack: its settings and the environment that points a process at it."""
+
+    settings: Settings
+    env: dict[str, str]
+
+    def settings_with(self, **env: str) -> Settings:
+        """Settings as a process started with ``env`` on top of the stack's would see them."""
+        with _patched_environ({**self.env, **env}):
+            return Settings()
+
+
+@contextlib.contextmanager
+def _patched_environ(env: dict[str, str]) -> Iterator[None]:
+    old = dict(os.environ)
     os.environ.update(env)
-    settings = Settings()
+    try:
+        yield
+    finally:
+        os.environ.clear()
+        os.environ.update(old)
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    env = stack_env(tmp_path_factory.mktemp("stack"))
+    with _patched_environ(env):
+        settings = Settings()
     local = LocalStack(settings)
     try:
         local.install()
         local.up()
-        yield settings
+        yield Stack(settings, env)
     finally:
         local.down()
-        for k, v in old.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
 
 
 class Pipeline:
     """Unique topics + consumer group for one test, and its worker processes."""
 
-    def __init__(self, base: Settings, tmp: Path) -> None:
+    def __init__(self, stack: Stack, tmp: Path) -> None:
         uid = uuid.uuid4().hex[:8]
         self.uid = uid
+        self.stack = stack
         self.env = {
-            **{k: v for k, v in os.environ.items() if k.startswith("ANOMSTREAM_")},
+            **stack.env,
             "ANOMSTREAM_WORKER__APP_ID": f"anomstream-test-{uid}",
             "ANOMSTREAM_WORKER__DATA_DIR": str(tmp / "faust"),
             "ANOMSTREAM_WORKER__BATCH_WITHIN_S": "0.2",
@@ -84,13 +105,7 @@ class Pipeline:
         create_topics(self.settings)
 
     def make_settings(self, **env: str) -> Settings:
-        old = dict(os.environ)
-        os.environ.update({**self.env, **env})
-        try:
-            return Settings()
-        finally:
-            os.environ.clear()
-            os.environ.update(old)
+        return self.stack.settings_with(**self.env, **env)
 
     def start_worker(self, **env: str) -> subprocess.Popen[bytes]:
         log = open(self.tmp / f"worker-{len(self.workers)}.log", "wb")  # noqa: SIM115
@@ -115,7 +130,7 @@ class Pipeline:
 
 
 @pytest.fixture
-def pipeline(stack: Settings, tmp_path: Path) -> Iterator[Pipeline]:
+def pipeline(stack: Stack, tmp_path: Path) -> Iterator[Pipeline]:
     p = Pipeline(stack, tmp_path)
     try:
         yield p

@@ -155,3 +155,15 @@ def test_simulated_anomalies_are_found_with_few_false_alarms() -> None:
     false_alarms = sum(not any(near(a, t) for t in truth) for a in alerts)
     assert detected / len(truth) >= 0.9
     assert false_alarms <= 3
+
+
+def test_replayed_events_already_in_the_state_are_not_scored_again() -> None:
+    rng = np.random.default_rng(4)
+    recs = _series(list(rng.normal(5, 1, 40)))
+    scorers: dict[str, SensorScorer] = {}
+    first, _ = score_sensor_batch(recs[:30], scorers, AlertPolicy())
+    # A rebalance redelivers from the last commit (offset 20) while the state is at 29.
+    again, _ = score_sensor_batch(recs[20:40], scorers, AlertPolicy())
+    assert [e.record.offset for e in again] == list(range(30, 40))
+    whole, _ = score_sensor_batch(recs, {}, AlertPolicy())
+    assert [e.raw_score for e in first + again] == [e.raw_score for e in whole]
