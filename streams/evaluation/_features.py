@@ -14,13 +14,39 @@ import pandas as pd
 
 from streams.evaluation.kdd_categories import SYMBOLIC_COLUMNS
 
-__all__ = ["SENSOR_FEATURES", "NumericScaler", "sensor_features"]
+__all__ = ["SENSOR_FEATURES", "NumericScaler", "sensor_features", "time_features"]
 
-#: Sensor feature modes: first differences (stationary), raw level, or both as two columns.
-SENSOR_FEATURES = ("diff", "level", "diff+level")
+#: Sensor feature modes: first differences (stationary), raw level, both, or the first
+#: difference followed by hour-of-day and day-of-week on the circle (sin, cos each).
+SENSOR_FEATURES = ("diff", "level", "diff+level", "diff+time")
+
+_DAY_S = 86400.0
 
 
-def sensor_features(values: np.ndarray, mode: str = "diff") -> tuple[np.ndarray, list[str]]:
+def time_features(timestamps: np.ndarray) -> np.ndarray:
+    """``hour_sin, hour_cos, dow_sin, dow_cos`` of naive timestamps (taken as local time).
+
+    >>> time_features(np.array(["1970-01-01T06:00"], dtype="datetime64[ns]")).round(3).tolist()
+    [[1.0, 0.0, 0.223, -0.975]]
+    """
+    secs = np.asarray(timestamps, dtype="datetime64[ns]").astype(np.int64) / 1e9
+    day_frac = np.mod(secs, _DAY_S) / _DAY_S
+    # 1970-01-01 was a Thursday (Monday = 0 → 3).
+    dow = np.mod(np.floor(secs / _DAY_S) + 3, 7) + day_frac
+    two_pi = 2 * np.pi
+    return np.column_stack(
+        [
+            np.sin(two_pi * day_frac),
+            np.cos(two_pi * day_frac),
+            np.sin(two_pi * dow / 7),
+            np.cos(two_pi * dow / 7),
+        ]
+    )
+
+
+def sensor_features(
+    values: np.ndarray, mode: str = "diff", timestamps: np.ndarray | None = None
+) -> tuple[np.ndarray, list[str]]:
     """Causal per-row features of a univariate series.
 
     ``diff`` is ``x[t] - x[t-1]`` (0 for the first row): a level shift becomes one spike and
@@ -38,6 +64,16 @@ def sensor_features(values: np.ndarray, mode: str = "diff") -> tuple[np.ndarray,
         return x.reshape(-1, 1), ["level"]
     if mode == "diff+level":
         return np.column_stack([diff, x]), ["diff", "level"]
+    if mode == "diff+time":
+        if timestamps is None:
+            raise ValueError("feature mode 'diff+time' needs timestamps")
+        return np.column_stack([diff, time_features(timestamps)]), [
+            "diff",
+            "hour_sin",
+            "hour_cos",
+            "dow_sin",
+            "dow_cos",
+        ]
     raise ValueError(f"unknown sensor feature mode {mode!r}; known: {', '.join(SENSOR_FEATURES)}")
 
 

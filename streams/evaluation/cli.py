@@ -56,9 +56,21 @@ def print_summary(result: dict[str, Any], console: Console | None = None) -> Non
     )
     if "nab" in result:
         t = Table(title="NAB (normalised, 0-100)")
-        for col in ("profile", "score", "threshold", "raw", "null", "perfect", "tp", "fp", "fn"):
+        for col in (
+            "profile",
+            "score",
+            "threshold",
+            "raw",
+            "null",
+            "perfect",
+            "windows hit",
+            "FP rows",
+        ):
             t.add_column(col, justify="right")
         for p, d in result["nab"].items():
+            series = d.get("series", {}).values()
+            hit = sum(s["windows_detected"] for s in series)
+            total = sum(s["windows"] for s in series)
             t.add_row(
                 p,
                 _f(d["score"], 1),
@@ -66,9 +78,8 @@ def print_summary(result: dict[str, Any], console: Console | None = None) -> Non
                 _f(d["raw_score"]),
                 _f(d["null_score"]),
                 _f(d["perfect_score"]),
-                str(d["tp"]),
+                f"{hit}/{total}",
                 str(d["fp"]),
-                str(d["fn"]),
             )
         con.print(t)
     m = result.get("metrics", {})

@@ -42,7 +42,10 @@ from streams.evaluation.model_card import (
     write_model_cards,
 )
 from streams.evaluation.online import (
+    DEFAULT,
+    DEFAULT_ENSEMBLE,
     default_detector_name,
+    is_calibrated,
     make_detector,
     replay_online,
     score_in_batches,
@@ -75,7 +78,12 @@ def _clean(obj: Any) -> Any:
         obj = obj.item()
     if isinstance(obj, float) and not math.isfinite(obj):
         return None
-    return obj
+    if obj is None or isinstance(obj, str | int | float | bool):
+        return obj
+    if isinstance(obj, Path):
+        return str(obj)
+    # Detector parameters may hold objects (an ensemble's members): keep their repr.
+    return repr(obj)
 
 
 def to_json(result: Mapping[str, Any], indent: int | None = 2) -> str:
@@ -134,6 +142,10 @@ def _split_normal(n_normal: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     return fit, cal
 
 
+def _resolve_name(name: str | None, source: str) -> str:
+    return default_detector_name(source) if name in (None, DEFAULT) else name
+
+
 def _fit_detector(det: Detector, mat: np.ndarray, names: list[str] | None) -> float:
     t0 = time.perf_counter()
     det.fit(mat, feature_names=names)
@@ -145,17 +157,26 @@ def _evaluate_nab(
     path: Path, opts: dict[str, Any]
 ) -> tuple[dict[str, Any], ReportData, list[ModelCard]]:
     corpus = _readers.read_nab_corpus(path)
-    name = opts["detector"] or default_detector_name("sensors")
-    feats = opts["features"] or "diff"
+    name = _resolve_name(opts["detector"], "sensors")
+    params = dict(opts["params"])
+    if name == DEFAULT_ENSEMBLE:
+        # The sensor ensemble reads hour/day-of-week columns after the value; without them
+        # it must be told there are none.
+        feats = opts["features"] or "diff+time"
+        if feats != "diff+time":
+            params.setdefault("time_columns", None)
+    else:
+        feats = opts["features"] or "diff"
     if feats not in SENSOR_FEATURES:
         raise ValueError(f"NAB features must be one of {', '.join(SENSOR_FEATURES)}")
+    calibration = f"running tail probability (window {_ONLINE_CALIBRATION_WINDOW})"
     total = sum(f.values.size for f in corpus.files)
     bar = _progress(opts["progress"], total, "nab")
     labeled, views, cards, results_files = [], [], [], []
     replay_seconds = 0.0
     for f in corpus.files:
-        mat, names = sensor_features(f.values, feats)
-        det = make_detector(name, opts["params"], "sensors")
+        mat, names = sensor_features(f.values, feats, f.timestamps)
+        _, det = make_detector(name, params, "sensors")
         t0 = time.perf_counter()
         rr = replay_online(
             det,
@@ -166,7 +187,11 @@ def _evaluate_nab(
             feature_names=names,
             progress=bar.update,
         )
-        score = RunningCalibrator(_ONLINE_CALIBRATION_WINDOW, _WARMUP).run(rr.raw)
+        if is_calibrated(det):
+            score = np.clip(np.nan_to_num(rr.raw, nan=0.0), 0.0, 1.0)
+            calibration = "the detector's own (ensemble)"
+        else:
+            score = RunningCalibrator(_ONLINE_CALIBRATION_WINDOW, _WARMUP).run(rr.raw)
         replay_seconds += time.perf_counter() - t0
         win = nab.windows_to_indices(f.timestamps, f.windows)
         labeled.append(nab.LabeledSeries(f.name, score, win))
@@ -219,7 +244,7 @@ def _evaluate_nab(
         "n_anomalous_rows": int(sum(v[2].sum() for v in views)),
         "detector": name,
         "features": feats,
-        "calibration": f"running tail probability (window {_ONLINE_CALIBRATION_WINDOW})",
+        "calibration": calibration,
         "nab": {p: r.to_dict() for p, r in res.items()},
         "metrics": _binary_metrics(
             y, s, label_free, opts["alpha"], opts["cost_fn"], opts["cost_fp"]
@@ -289,7 +314,7 @@ def _evaluate_kdd(
     mat_test = scaler.transform(test.features)
     names = list(scaler.columns_)
 
-    name = opts["detector"] or default_detector_name("connections")
+    name = _resolve_name(opts["detector"], "connections")
     params = dict(opts["params"] or {})
     if name == "robust_zscore":
         # The stream's default window (one day of 5-min sensor readings) is meaningless
@@ -297,7 +322,7 @@ def _evaluate_kdd(
         # KDD counters on normal traffic) are measured in tenths of a training std.
         params.setdefault("window", int(mat_fit.shape[0]))
         params.setdefault("min_scale", 0.1)
-    det = make_detector(name, params, "connections")
+    _, det = make_detector(name, params, "connections")
     train_seconds = _fit_detector(det, mat_fit, names)
     raw_cal, _ = score_in_batches(det, mat_cal)
     calibrator = ReferenceCalibrator(raw_cal)
@@ -430,8 +455,11 @@ def _evaluate_csv(
     mat = transform(table.features)
     names = table.feature_names
     source = "sensors" if mat.shape[1] == 1 else "connections"
-    name = opts["detector"] or default_detector_name(source)
-    det = make_detector(name, opts["params"], source)
+    name = _resolve_name(opts["detector"], source)
+    params = dict(opts["params"])
+    if name == DEFAULT_ENSEMBLE and source == "sensors":
+        params.setdefault("time_columns", None)
+    _, det = make_detector(name, params, source)
     train_rows, train_seconds = 0, 0.0
     if opts["train"] is not None:
         tr = _readers.read_labeled_csv(opts["train"], opts["label_column"])
@@ -459,6 +487,9 @@ def _evaluate_csv(
     bar.close()
     if calibrator is not None:
         score = np.where(np.isfinite(rr.raw), calibrator.transform(np.nan_to_num(rr.raw)), 0.0)
+    elif is_calibrated(det):
+        score = np.clip(np.nan_to_num(rr.raw, nan=0.0), 0.0, 1.0)
+        calibration = "the detector's own (ensemble)"
     else:
         score = RunningCalibrator(_ONLINE_CALIBRATION_WINDOW, _WARMUP).run(rr.raw)
     y = table.labels

@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 import detectors
@@ -172,7 +173,8 @@ def print_microbench(result: Mapping[str, Any], console: Console | None = None) 
     )
     for name, d in result["detectors"].items():
         if d["error"]:
-            t.add_row(name, f"[red]{d['error']}[/]", "", "", "", "", "")
+            err = d["error"] if len(d["error"]) <= 60 else d["error"][:57] + "..."
+            t.add_row(name, f"[red]{escape(err)}[/]", "", "", "", "", "")
             continue
         t.add_row(
             name,

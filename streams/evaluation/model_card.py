@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import math
 import pickle
+import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -64,12 +65,25 @@ def _jsonable(v: Any) -> Any:
 
 
 def serialized_size(detector: Detector) -> int:
-    """Bytes of the pickled detector: what a model registry would store on disk.
+    """Bytes the detector takes on disk.
+
+    Uses the detector's own ``save(dir)`` (what the model registry stores) when it has
+    one and it works, else the length of its pickle.
 
     >>> import detectors
     >>> serialized_size(detectors.create("robust_zscore")) > 0
     True
     """
+    save = getattr(detector, "save", None)
+    if callable(save) and getattr(detector, "is_fitted", False):
+        try:
+            with tempfile.TemporaryDirectory() as tmp:
+                target = Path(tmp) / "model"
+                save(target)
+                files = [target] if target.is_file() else list(target.rglob("*"))
+                return sum(p.stat().st_size for p in files if p.is_file())
+        except Exception:  # a detector that cannot save still has a size: its pickle
+            pass
     return len(pickle.dumps(detector, protocol=pickle.HIGHEST_PROTOCOL))
 
 

@@ -18,9 +18,12 @@ import detectors
 from detectors.base import Detector
 
 __all__ = [
+    "DEFAULT",
+    "DEFAULT_ENSEMBLE",
     "ISOLATION_FOREST_NAMES",
     "ReplayResult",
     "default_detector_name",
+    "is_calibrated",
     "make_detector",
     "replay_online",
     "score_in_batches",
@@ -28,18 +31,30 @@ __all__ = [
 
 #: Registry names under which an Isolation-Forest-like detector may be registered.
 ISOLATION_FOREST_NAMES = ("isolation_forest", "iforest", "isolationforest")
+#: ``--detector`` value (and the default) meaning "what the pipeline runs for this source".
+DEFAULT = "default"
+#: Name reported for ``detectors.ensemble.default_ensemble(source)``.
+DEFAULT_ENSEMBLE = "default_ensemble"
+
+
+def _default_ensemble_factory() -> Callable[..., Detector] | None:
+    try:
+        from detectors.ensemble import default_ensemble
+    except ImportError:
+        return None
+    return default_ensemble
 
 
 def default_detector_name(source: str) -> str:
-    """The detector ``evaluate`` uses when none is named.
+    """What ``evaluate`` runs when no detector is named.
 
-    STOPGAP until ``detectors.ensemble.default_ensemble(source)`` exists: sensors get
-    ``robust_zscore`` (on first differences, see the harness); connections get an
-    Isolation-Forest-like detector when one is registered, else ``robust_zscore``.
-
-    >>> default_detector_name("sensors")
-    'robust_zscore'
+    ``default_ensemble`` when ``detectors.ensemble.default_ensemble`` exists (the pipeline's
+    own choice). Otherwise the stopgap: sensors get ``robust_zscore`` (on first
+    differences, see the harness); connections an Isolation-Forest-like detector when one
+    is registered, else ``robust_zscore``.
     """
+    if _default_ensemble_factory() is not None:
+        return DEFAULT_ENSEMBLE
     if source == "connections":
         known = set(detectors.available())
         for name in ISOLATION_FOREST_NAMES:
@@ -49,22 +64,30 @@ def default_detector_name(source: str) -> str:
 
 
 def make_detector(
-    name: str, params: dict[str, Any] | None = None, source: str = "sensors"
-) -> Detector:
-    """A fresh detector: a registry name, or ``ensemble`` for the detectors package's default.
+    name: str | None,
+    params: dict[str, Any] | None = None,
+    source: str = "sensors",
+) -> tuple[str, Detector]:
+    """``(resolved name, fresh detector)`` for a registry name, ``default`` or ``None``.
 
-    ``ensemble`` calls ``detectors.ensemble.default_ensemble(source)`` and fails with a clear
-    message while that module does not exist yet.
+    ``default_ensemble`` is built by ``detectors.ensemble.default_ensemble(source,
+    **params)``; any other name by the registry with ``params``.
+
+    >>> make_detector("robust_zscore", {"window": 50})[1].window
+    50
     """
-    if name == "ensemble":
-        try:
-            from detectors.ensemble import default_ensemble  # type: ignore[import-not-found]
-        except ImportError as exc:
-            raise ValueError(
-                "detector 'ensemble' needs detectors.ensemble, not available yet"
-            ) from exc
-        return default_ensemble(source)
-    return detectors.create(name, **(params or {}))
+    resolved = default_detector_name(source) if name in (None, DEFAULT) else name
+    if resolved == DEFAULT_ENSEMBLE:
+        factory = _default_ensemble_factory()
+        if factory is None:
+            raise ValueError("detectors.ensemble.default_ensemble is not available")
+        return resolved, factory(source, **(params or {}))
+    return resolved, detectors.create(resolved, **(params or {}))
+
+
+def is_calibrated(detector: Detector) -> bool:
+    """True for detectors whose scores already are tail probabilities in [0, 1] (ensembles)."""
+    return getattr(type(detector), "name", "") == "ensemble"
 
 
 @dataclass

@@ -52,8 +52,40 @@ __all__ = [
 _MAX_LINE_POINTS = 20_000
 _MAX_CURVE_POINTS = 4_000
 _MAX_MARKERS = 3_000
-_COLORS = {"best F1": "tab:orange", "label-free": "tab:purple", "min cost": "tab:brown"}
+_COLORS = {
+    "best F1": "tab:orange",
+    "label-free": "tab:purple",
+    "min cost": "tab:brown",
+    "NAB standard": "k",
+}
 _EPS = 1e-7
+_MAX_SURPRISE = 12.0
+
+
+def _surprise(v: np.ndarray) -> np.ndarray:
+    """``-log10(1 - v)``: 0.9 → 1, 0.99 → 2... spreads tail-probability scores near 1."""
+    return -np.log10(np.clip(1.0 - np.asarray(v, dtype=np.float64), 10.0**-_MAX_SURPRISE, 1.0))
+
+
+def _unsurprise(u: np.ndarray) -> np.ndarray:
+    return 1.0 - 10.0 ** (-np.asarray(u, dtype=np.float64))
+
+
+def _surprise_axis(ax: plt.Axes, which: str, top: float) -> None:
+    """Put a [0, 1] score axis on the ``-log10(1 - score)`` scale, ticks labelled as scores."""
+    decades = int(min(max(math.ceil(top), 2), _MAX_SURPRISE))
+    step = math.ceil(decades / 6)
+    ks = range(1, decades + 1, step)
+    ticks = [0.0, 0.5] + [1 - 10.0**-k for k in ks]
+    labels = ["0", "0.5"] + [f"1-1e-{k}" if k > 4 else f"{1 - 10.0**-k:.{k}f}" for k in ks]
+    if which == "x":
+        ax.set_xscale("function", functions=(_surprise, _unsurprise))
+        ax.set_xticks(ticks, labels, rotation=30, fontsize=8)
+        ax.set_xlim(0.0, 1 - 10.0 ** -(decades + 0.2))
+    else:
+        ax.set_yscale("function", functions=(_surprise, _unsurprise))
+        ax.set_yticks(ticks, labels, fontsize=8)
+        ax.set_ylim(0.0, 1 - 10.0 ** -(decades + 0.2))
 
 
 @dataclass
@@ -141,10 +173,24 @@ def _shade(
         ax.axvspan(lo, hi, color=color, alpha=alpha, lw=0, label=label if k == 0 else None)
 
 
+def _in_unit(v: np.ndarray) -> bool:
+    return bool(v.size) and float(v.min()) >= 0.0 and float(v.max()) <= 1.0
+
+
+def _legend_above(ax: plt.Axes, ncol: int = 5) -> None:
+    # Above the axes, so the legend never hides the spikes it describes.
+    ax.legend(loc="lower left", bbox_to_anchor=(0.0, 1.0), fontsize=8, ncol=ncol, frameon=False)
+
+
 def plot_timeline(view: SeriesView, path: Path) -> Path:
-    """Value (if any) and score over time with labelled anomalies and detections."""
+    """Value (if any) and score over time with labelled anomalies and detections.
+
+    Scores in [0, 1] are drawn on the ``-log10(1 - score)`` scale: with tail-probability
+    scores every normal row is uniform on [0, 1], and only that scale separates 0.999 from
+    0.999999.
+    """
     n = view.scores.size
-    x = view.x if view.x is not None else np.arange(n)
+    x = np.asarray(view.x) if view.x is not None else np.arange(n)
     det = view.scores >= view.threshold
     if view.scorable is not None:
         det &= view.scorable
@@ -153,13 +199,13 @@ def plot_timeline(view: SeriesView, path: Path) -> Path:
         det_idx = det_idx[_thin(det_idx.size, _MAX_MARKERS)]
     panels = 2 if view.values is not None else 1
     fig, axes = plt.subplots(
-        panels, 1, figsize=(12, 2.8 * panels + 0.6), sharex=True, squeeze=False
+        panels, 1, figsize=(12, 3.0 * panels + 0.9), sharex=True, squeeze=False
     )
     axes = axes[:, 0]
     for ax in axes:
         _shade(ax, x, view.labels.astype(bool), "tab:red", 0.18, "labelled anomaly")
         if view.scorable is not None and (~view.scorable).any():
-            _shade(ax, x, ~view.scorable, "0.5", 0.15, "probation (not scored)")
+            _shade(ax, x, ~view.scorable, "0.5", 0.2, "probation (not scored)")
     if view.values is not None:
         ax = axes[0]
         keep = _thin(n, _MAX_LINE_POINTS)
@@ -168,30 +214,34 @@ def plot_timeline(view: SeriesView, path: Path) -> Path:
             x[det_idx],
             view.values[det_idx],
             "v",
-            ms=5,
+            ms=6,
             color="tab:red",
-            label=f"detection (score ≥ {view.threshold:.6g})",
+            label=f"detection ({int(det.sum())})",
         )
         ax.set_ylabel("value")
-        ax.legend(loc="upper left", fontsize=8, ncol=4, framealpha=0.8)
+        _legend_above(ax)
     ax = axes[-1]
-    xs, ys = _bucket_max(np.asarray(x), view.scores, _MAX_LINE_POINTS)
+    xs, ys = _bucket_max(x, view.scores, _MAX_LINE_POINTS)
     ax.plot(xs, ys, lw=0.6, color="tab:green", label="anomaly score")
     ax.plot(
         x[det_idx],
         view.scores[det_idx],
-        ".",
+        "o",
         ms=4,
         color="tab:red",
-        label=None if view.values is not None else "detection",
+        label=None if view.values is not None else f"detection ({int(det.sum())})",
     )
-    ax.axhline(view.threshold, ls="--", lw=0.8, color="k", label=f"threshold {view.threshold:.6g}")
-    ax.set_ylim(-0.02, 1.05)
-    ax.set_ylabel("score")
-    ax.legend(loc="upper left", fontsize=8, ncol=4, framealpha=0.8)
-    n_lab = int(view.labels.sum())
-    axes[0].set_title(
-        f"{view.name} — {n} rows, {n_lab} labelled anomalous, {int(det.sum())} detections",
+    ax.axhline(view.threshold, ls="--", lw=0.9, color="k", label=f"threshold {view.threshold:.6g}")
+    if _in_unit(view.scores) and view.threshold <= 1.0:
+        top = float(np.max(_surprise(np.r_[view.scores, view.threshold])))
+        _surprise_axis(ax, "y", top + 0.5)
+        ax.set_ylabel("score (tail scale)")
+    else:
+        ax.set_ylabel("score")
+    _legend_above(ax)
+    fig.suptitle(
+        f"{view.name}: {n:,} rows, {int(view.labels.sum()):,} labelled anomalous, "
+        f"{int(det.sum()):,} detections",
         fontsize=10,
     )
     fig.autofmt_xdate()
@@ -225,7 +275,7 @@ def plot_roc_pr(data: ReportData, out_dir: Path) -> list[Path]:
     ax.plot(fpr[k], tpr[k], lw=1.5, label=f"detector (AUC = {auc:.3f})")
     ax.plot([0, 1], [0, 1], ls=":", color="0.5", label="chance")
     for name, p in ops.items():
-        ax.plot(p["fpr"], p["tpr"], "o", color=_COLORS.get(name, "k"), label=name)
+        ax.plot(p["fpr"], p["tpr"], "o", color=_color(name), label=name)
     ax.set(
         xlabel="false positive rate",
         ylabel="true positive rate (recall)",
@@ -250,7 +300,7 @@ def plot_roc_pr(data: ReportData, out_dir: Path) -> list[Path]:
     )
     ax.axhline(y.mean(), ls=":", color="0.5", label=f"prevalence {y.mean():.3f}")
     for name, p in ops.items():
-        ax.plot(ops[name]["tpr"], p["precision"], "o", color=_COLORS.get(name, "k"), label=name)
+        ax.plot(p["tpr"], p["precision"], "o", color=_color(name), label=name)
     ax.set(
         xlabel="recall",
         ylabel="precision",
@@ -258,7 +308,7 @@ def plot_roc_pr(data: ReportData, out_dir: Path) -> list[Path]:
         ylim=(0, 1.01),
         title="Precision-recall curve",
     )
-    ax.legend(loc="lower left", fontsize=8)
+    ax.legend(loc="best", fontsize=8)
     fig.tight_layout()
     pr = out_dir / "pr.png"
     fig.savefig(pr, dpi=100)
@@ -266,50 +316,47 @@ def plot_roc_pr(data: ReportData, out_dir: Path) -> list[Path]:
     return [roc, pr]
 
 
-def _logit_ok(t: np.ndarray) -> bool:
-    return bool(t.size) and float(t.min()) >= 0.0 and float(t.max()) <= 1.0 + 1e-12
+def _color(name: str) -> str:
+    return _COLORS.get(name, "k")
 
 
 def plot_threshold_sweep(data: ReportData, path: Path) -> Path:
     """Precision / recall / F-scores (top) and cost (bottom) against the threshold."""
     sw = metrics.threshold_sweep(data.y, data.s, cost_fn=data.cost_fn, cost_fp=data.cost_fp)
     t = sw["threshold"]
-    logit = _logit_ok(t)
-    tx = np.clip(t, _EPS, 1 - _EPS) if logit else t
+    # Precision is undefined without detections: leave the "alert on nothing" end out.
+    some = (sw["tp"] + sw["fp"]) > 0
+    unit = _in_unit(data.s)
     k = _thin(t.size, _MAX_CURVE_POINTS)
-    fig, (ax1, ax2) = plt.subplots(2, 1, figsize=(9, 7), sharex=True)
+    ks = k[some[k]]
+    fig, (ax1, ax2) = plt.subplots(2, 1, figsize=(11, 7.5), sharex=True)
     for key, color in (
         ("precision", "tab:blue"),
         ("recall", "tab:green"),
         ("f1", "tab:orange"),
         ("f2", "tab:red"),
     ):
-        ax1.plot(tx[k], sw[key][k], lw=1.2, color=color, label=key)
-    ax1.set(ylabel="value", ylim=(0, 1.02), title="Threshold sweep: alert when score ≥ threshold")
-    ax2.plot(tx[k], sw["cost"][k], lw=1.2, color="tab:brown")
+        ax1.plot(t[ks], sw[key][ks], lw=1.2, color=color, label=key)
+    ax1.set(ylabel="value", ylim=(0, 1.02))
+    fig.suptitle("Threshold sweep: alert when score ≥ threshold", fontsize=11)
+    ax2.plot(t[k], sw["cost"][k], lw=1.2, color="tab:brown", label="cost")
     kmin = int(np.flatnonzero(sw["cost"] == sw["cost"].min())[-1])
     ax2.plot(
-        tx[kmin],
+        t[kmin],
         sw["cost"][kmin],
         "o",
         color="tab:brown",
-        label=f"min cost {sw['cost'][kmin]:.4g} at {t[kmin]:.6g}",
+        label=f"min cost {sw['cost'][kmin]:,.4g} at {t[kmin]:.6g}",
     )
     ax2.set(ylabel=f"cost = {data.cost_fn:g}·FN + {data.cost_fp:g}·FP", xlabel="threshold")
-    ax2.set_yscale("symlog")
     for name, th in data.thresholds.items():
         for ax in (ax1, ax2):
-            ax.axvline(
-                np.clip(th, _EPS, 1 - _EPS) if logit else th,
-                ls="--",
-                lw=0.9,
-                color=_COLORS.get(name, "k"),
-                label=f"{name} ({th:.6g})",
-            )
-    if logit:
-        ax2.set_xscale("logit")
-    ax1.legend(loc="center left", fontsize=8, ncol=2)
-    ax2.legend(loc="upper left", fontsize=8)
+            ax.axvline(th, ls="--", lw=0.9, color=_color(name), label=f"{name} ({th:.6g})")
+    if unit:
+        top = float(np.max(_surprise(np.r_[t[t <= 1.0], list(data.thresholds.values())])))
+        _surprise_axis(ax2, "x", top + 0.3)
+    for ax in (ax1, ax2):
+        ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, frameon=False)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
@@ -320,11 +367,11 @@ def plot_score_hist(data: ReportData, path: Path) -> Path:
     """Normal vs anomalous score densities, linear and as ``-log10(1 - score)``."""
     y = data.y.astype(bool)
     s = data.s
-    logit = _logit_ok(s)
-    fig, axes = plt.subplots(1, 2 if logit else 1, figsize=(11 if logit else 6, 4), squeeze=False)
+    unit = _in_unit(s)
+    fig, axes = plt.subplots(1, 2 if unit else 1, figsize=(11 if unit else 6, 4), squeeze=False)
     views = [("score", s)]
-    if logit:
-        views.append(("surprise −log10(1 − score)", -np.log10(np.clip(1 - s, 1e-12, 1))))
+    if unit:
+        views.append(("tail scale −log10(1 − score)", _surprise(s)))
     for ax, (label, v) in zip(axes[0], views, strict=True):
         bins = np.linspace(float(v.min()), float(v.max()) + 1e-12, 60)
         for mask, name, color in ((~y, "normal", "tab:blue"), (y, "anomalous", "tab:red")):
@@ -335,11 +382,11 @@ def plot_score_hist(data: ReportData, path: Path) -> Path:
                     density=True,
                     alpha=0.5,
                     color=color,
-                    label=f"{name} ({int(mask.sum())})",
+                    label=f"{name} ({int(mask.sum()):,})",
                 )
         for name, th in data.thresholds.items():
-            tv = th if label == "score" else -math.log10(max(1 - th, 1e-12))
-            ax.axvline(tv, ls="--", lw=0.9, color=_COLORS.get(name, "k"), label=name)
+            tv = th if label == "score" else float(_surprise(th))
+            ax.axvline(tv, ls="--", lw=0.9, color=_color(name), label=name)
         ax.set_yscale("log")
         ax.set(xlabel=label, ylabel="density")
         ax.legend(fontsize=8)
@@ -353,21 +400,21 @@ def plot_score_hist(data: ReportData, path: Path) -> Path:
 def plot_confusion(data: ReportData, path: Path) -> Path:
     """2×2 confusion counts at each named threshold."""
     names = list(data.thresholds)
-    fig, axes = plt.subplots(
-        1, max(len(names), 1), figsize=(4 * max(len(names), 1), 3.8), squeeze=False
-    )
+    ncols = max(len(names), 1)
+    fig, axes = plt.subplots(1, ncols, figsize=(4 * ncols, 3.8), squeeze=False)
     for ax, name in zip(axes[0], names, strict=False):
         c = metrics.confusion_counts(data.y, data.s >= data.thresholds[name])
         mat = np.array([[c["tn"], c["fp"]], [c["fn"], c["tp"]]])
-        ax.imshow(np.log1p(mat), cmap="Blues")
+        ax.imshow(np.log1p(mat), cmap="Blues", vmin=0)
         for (i, j), v in np.ndenumerate(mat):
+            dark = np.log1p(v) > np.log1p(mat.max()) / 2
             ax.text(
                 j,
                 i,
                 f"{['TN', 'FP', 'FN', 'TP'][2 * i + j]}\n{v:,}",
                 ha="center",
                 va="center",
-                color="white" if np.log1p(v) > np.log1p(mat.max()) / 2 else "black",
+                color="white" if dark else "black",
             )
         ax.set_xticks([0, 1], ["predicted normal", "predicted anomaly"], fontsize=8)
         ax.set_yticks([0, 1], ["normal", "anomalous"], fontsize=8)
@@ -382,27 +429,27 @@ def plot_nab_thresholds(
     curves: dict[str, tuple[np.ndarray, np.ndarray, float]], path: Path
 ) -> Path:
     """Normalised NAB score against the corpus threshold, one line per profile."""
-    fig, ax = plt.subplots(figsize=(9, 4))
-    all_t = np.concatenate([c[0] for c in curves.values()])
-    logit = _logit_ok(all_t[all_t <= 1.0])
+    fig, ax = plt.subplots(figsize=(9, 4.5))
+    tops = []
     for name, (t, score, chosen) in curves.items():
         keep = t <= 1.0  # drop NAB's "no detection" starting point at 1.1
-        tx = np.clip(t[keep], _EPS, 1 - _EPS) if logit else t[keep]
-        k = _thin(tx.size, _MAX_CURVE_POINTS)
-        (line,) = ax.plot(tx[k], score[keep][k], lw=1.2, label=name)
-        best = float(score[np.argmax(score)])
-        cx = np.clip(chosen, _EPS, 1 - _EPS) if logit else chosen
-        ax.plot(cx, best, "o", color=line.get_color())
-        ax.annotate(
-            f"{best:.1f}", (cx, best), textcoords="offset points", xytext=(4, 4), fontsize=8
+        k = np.flatnonzero(keep)[_thin(int(keep.sum()), _MAX_CURVE_POINTS)]
+        best = int(np.argmax(score))
+        (line,) = ax.plot(
+            t[k], score[k], lw=1.2, label=f"{name}: {score[best]:.1f} at threshold {chosen:.6g}"
         )
+        ax.plot(chosen, score[best], "o", color=line.get_color())
+        tops.append(float(np.max(_surprise(t[keep]))) if keep.any() else 1.0)
     ax.axhline(0, color="0.5", lw=0.8, ls=":")
-    if logit:
-        ax.set_xscale("logit")
+    _surprise_axis(ax, "x", max(tops) + 0.3)
     lo = min(float(np.min(c[1])) for c in curves.values())
-    ax.set_ylim(max(lo, -100.0), 100.0)
-    ax.set(xlabel="corpus threshold", ylabel="normalised NAB score", title="NAB score vs threshold")
-    ax.legend(fontsize=8)
+    ax.set_ylim(max(lo, -100.0) - 2, 102.0)
+    ax.set(
+        xlabel="corpus threshold (detect when score ≥ threshold)",
+        ylabel="normalised NAB score",
+        title="NAB score vs threshold",
+    )
+    ax.legend(fontsize=8, loc="lower left")
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
@@ -410,9 +457,11 @@ def plot_nab_thresholds(
 
 
 # -- HTML -----------------------------------------------------------------------------------
-def _cell(v: Any) -> str:
+def _cell(v: Any, key: str = "") -> str:
     if isinstance(v, float):
-        return "–" if not math.isfinite(v) else f"{v:.4g}"
+        # Thresholds of tail-probability scores live at 0.9999...: 4 digits would say "1".
+        digits = 10 if key == "threshold" else 4
+        return "–" if not math.isfinite(v) else f"{v:.{digits}g}"
     if v is None:
         return "–"
     return html.escape(str(v))
@@ -424,7 +473,7 @@ def _table(rows: Sequence[dict[str, Any]], columns: Sequence[str] | None = None)
     cols = list(columns or rows[0].keys())
     head = "".join(f"<th>{html.escape(c)}</th>" for c in cols)
     body = "".join(
-        "<tr>" + "".join(f"<td>{_cell(r.get(c))}</td>" for c in cols) + "</tr>" for r in rows
+        "<tr>" + "".join(f"<td>{_cell(r.get(c), c)}</td>" for c in cols) + "</tr>" for r in rows
     )
     return f"<table><tr>{head}</tr>{body}</table>"
 
