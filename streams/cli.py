@@ -28,6 +28,16 @@ console = Console()
 err = Console(stderr=True)
 
 
+def _register_evaluate() -> None:
+    from streams.evaluation.cli import evaluate_command
+
+    app.command(
+        "evaluate",
+        help="Replay a labelled dataset through the same windowing + detectors, online "
+        "(score, then learn); print metrics (--json) and write a report (--out).",
+    )(evaluate_command)
+
+
 def _settings() -> Settings:
     settings = Settings()
     configure_logging(settings.worker.loglevel)
@@ -170,6 +180,33 @@ def simulate(
 
 
 @app.command()
+def replay(
+    path: Annotated[Path, typer.Argument(help="NAB folder/file, KDD file or CSV")],
+    format: Annotated[str, typer.Option("--format", "-f", help="nab, kdd or csv")] = "nab",
+    speed: Annotated[
+        float, typer.Option(help="event-time seconds per wall second; 0 = as fast as possible")
+    ] = 0.0,
+    limit: Annotated[int | None, typer.Option(help="send at most this many events")] = None,
+) -> None:
+    """Publish a recorded dataset to Kafka in event-time order."""
+    from streams.replay import replay as run_replay
+
+    settings = _settings()
+    t = settings.topics
+    with console.status("replaying…") as st:
+        res = run_replay(
+            settings.kafka.bootstrap_servers,
+            {"sensors": t.sensors, "connections": t.connections},
+            path,
+            format,
+            speed=speed,
+            limit=limit,
+            on_progress=lambda n: st.update(f"replaying… {n:,} events"),
+        )
+    console.print_json(json.dumps(res))
+
+
+@app.command()
 def demo(
     duration: Annotated[float, typer.Option(help="seconds of simulated traffic")] = 60.0,
     rate: Annotated[float, typer.Option(help="events per second")] = 50.0,
@@ -197,12 +234,23 @@ def bench(
     paced: Annotated[int, typer.Option(help="events sent at --rate for latency")] = 3_000,
     rate: Annotated[float, typer.Option(help="events/s of the latency phase")] = 500.0,
     out: Annotated[Path, typer.Option(help="JSON results")] = Path("reports/bench.json"),
+    detectors_only: Annotated[
+        bool, typer.Option("--detectors-only", help="only the detector micro-benchmark")
+    ] = False,
 ) -> None:
-    """End-to-end throughput/latency through the real Kafka + InfluxDB, vs a pass-through."""
+    """End-to-end throughput/latency through the real Kafka + InfluxDB vs a pass-through
+    worker, and a detector micro-benchmark (scores/s, batch and one at a time)."""
     from streams.bench import run_bench
+    from streams.evaluation.microbench import print_microbench, run_microbench
     from streams.localstack import LocalStack
 
     settings = _settings()
+    micro = run_microbench()
+    print_microbench(micro, console)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.with_name(out.stem + "-detectors.json").write_text(json.dumps(micro, indent=2, default=str))
+    if detectors_only:
+        return
     LocalStack(settings).up()
     res = run_bench(
         settings,
@@ -260,6 +308,9 @@ def alerts(
         pass
     finally:
         consumer.close()
+
+
+_register_evaluate()
 
 
 def main() -> None:

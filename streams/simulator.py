@@ -197,3 +197,158 @@ def produce(
         "event_time_start": start,
         "cadence_s": cadence_s,
     }
+
+
+# --------------------------------------------------------------------------------------
+# Network connections
+# --------------------------------------------------------------------------------------
+
+#: (server, service, protocol, typical src_bytes, typical dst_bytes) of the simulated LAN.
+_SERVICES: tuple[tuple[str, str, str, float, float], ...] = (
+    ("10.0.0.10", "http", "tcp", 300.0, 4000.0),
+    ("10.0.0.11", "http", "tcp", 250.0, 9000.0),
+    ("10.0.0.20", "smtp", "tcp", 1200.0, 350.0),
+    ("10.0.0.30", "domain_u", "udp", 45.0, 90.0),
+    ("10.0.0.40", "ftp_data", "tcp", 800.0, 0.0),
+    ("10.0.0.50", "private", "udp", 100.0, 100.0),
+    ("10.0.0.60", "ecr_i", "icmp", 30.0, 0.0),
+)
+
+
+@dataclass
+class ConnectionSimulator:
+    """Raw connection events (no derived KDD traffic fields) with labelled attack bursts.
+
+    Normal traffic: 40 clients talking to a handful of servers, one service each, sizes
+    lognormal around each service's typical size, mostly ``SF`` flags. Attacks, each a
+    labelled burst: ``neptune`` (SYN flood: ``S0`` to one server), ``portsweep`` (one host,
+    many services, ``REJ``), ``smurf`` (large ICMP echo replies) and ``guess_passwd``
+    (telnet with failed logins).
+
+    Examples
+    --------
+    >>> sim = ConnectionSimulator(start=0.0, seed=3)
+    >>> events = [e for e, _ in sim.events(50)]
+    >>> sorted({e["protocol_type"] for e in events}) <= ["icmp", "tcp", "udp"]
+    True
+    >>> all(events[i]["timestamp"] <= events[i + 1]["timestamp"] for i in range(49))
+    True
+    """
+
+    start: float = 0.0
+    rate: float = 200.0
+    seed: int = 11
+    attack_rate: float = 0.002
+    warmup: int = 2000
+    truth: list[dict[str, Any]] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self._rng = np.random.default_rng(self.seed)
+        self._clients = [f"10.0.1.{i}" for i in range(1, 41)]
+
+    def _base(
+        self, t: float, src: str, dst: str, proto: str, service: str, flag: str
+    ) -> dict[str, Any]:
+        from windowing.kdd import INTRINSIC_NUMERIC_FIELDS
+
+        ev: dict[str, Any] = {
+            "timestamp": round(t, 6),
+            "src_host": src,
+            "dst_host": dst,
+            "src_port": int(self._rng.integers(1024, 65535)),
+            "protocol_type": proto,
+            "service": service,
+            "flag": flag,
+        }
+        ev.update({name: 0 for name in INTRINSIC_NUMERIC_FIELDS})
+        return ev
+
+    def _normal(self, t: float) -> dict[str, Any]:
+        rng = self._rng
+        dst, service, proto, sb, db = _SERVICES[int(rng.integers(len(_SERVICES)))]
+        src = self._clients[int(rng.integers(len(self._clients)))]
+        flag = (
+            "SF"
+            if proto != "tcp" or rng.random() > 0.01
+            else str(rng.choice(["S0", "REJ", "RSTO"]))
+        )
+        ev = self._base(t, src, dst, proto, service, flag)
+        if flag == "SF":
+            ev["src_bytes"] = int(rng.lognormal(np.log(sb), 0.4))
+            ev["dst_bytes"] = int(rng.lognormal(np.log(db), 0.6)) if db > 0 else 0
+        ev["duration"] = int(rng.exponential(2.0)) if service in ("smtp", "ftp_data") else 0
+        ev["logged_in"] = 1 if service in ("http", "smtp", "ftp_data") and flag == "SF" else 0
+        return ev
+
+    def _attack(self, t: float) -> list[dict[str, Any]]:
+        rng = self._rng
+        kind = str(rng.choice(["neptune", "portsweep", "smurf", "guess_passwd"]))
+        attacker = f"172.16.{int(rng.integers(1, 255))}.{int(rng.integers(1, 255))}"
+        victim = _SERVICES[int(rng.integers(len(_SERVICES)))][0]
+        out: list[dict[str, Any]] = []
+        if kind == "neptune":
+            for i in range(150):
+                out.append(self._base(t + i * 0.005, attacker, victim, "tcp", "private", "S0"))
+        elif kind == "portsweep":
+            services = [
+                "telnet",
+                "ftp",
+                "finger",
+                "auth",
+                "pop_3",
+                "imap4",
+                "sunrpc",
+                "X11",
+                "private",
+                "ssh",
+                "login",
+                "shell",
+            ]
+            for i in range(60):
+                out.append(
+                    self._base(
+                        t + i * 0.02, attacker, victim, "tcp", services[i % len(services)], "REJ"
+                    )
+                )
+        elif kind == "smurf":
+            for i in range(120):
+                ev = self._base(t + i * 0.004, attacker, victim, "icmp", "ecr_i", "SF")
+                ev["src_bytes"] = 1032
+                out.append(ev)
+        else:
+            for i in range(12):
+                ev = self._base(t + i * 0.2, attacker, victim, "tcp", "telnet", "SF")
+                ev.update(duration=2, src_bytes=125, dst_bytes=179, num_failed_logins=1, hot=1)
+                out.append(ev)
+        self.truth.append(
+            {
+                "kind": kind,
+                "attacker": attacker,
+                "victim": victim,
+                "start": out[0]["timestamp"],
+                "end": out[-1]["timestamp"],
+                "events": len(out),
+            }
+        )
+        return out
+
+    def events(self, n: int) -> Iterator[tuple[dict[str, Any], str]]:
+        """``n`` events in event-time order, each with its label (``normal`` or attack kind)."""
+        rng = self._rng
+        t = self.start
+        pending: list[tuple[dict[str, Any], str]] = []
+        emitted = 0
+        while emitted < n:
+            t += float(rng.exponential(1.0 / self.rate))
+            while pending and pending[0][0]["timestamp"] <= t and emitted < n:
+                yield pending.pop(0)
+                emitted += 1
+            if emitted >= n:
+                break
+            if emitted >= self.warmup and not pending and rng.random() < self.attack_rate:
+                attack = self._attack(t)
+                kind = self.truth[-1]["kind"]
+                pending = [(ev, kind) for ev in attack]
+                continue
+            yield self._normal(t), "normal"
+            emitted += 1
