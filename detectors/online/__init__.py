@@ -1,5 +1,18 @@
 """Online detectors: learn one sample (or a micro-batch) at a time."""
 
+from detectors.online.ew_gaussian import EWGaussian
+from detectors.online.hst import HalfSpaceTrees
+from detectors.online.loda import LODA
+from detectors.online.ocsvm import OnlineOneClassSVM
 from detectors.online.robust_zscore import RobustZScore
+from detectors.online.seasonal import SeasonalProfile, decode_slot
 
-__all__ = ["RobustZScore"]
+__all__ = [
+    "LODA",
+    "EWGaussian",
+    "HalfSpaceTrees",
+    "OnlineOneClassSVM",
+    "RobustZScore",
+    "SeasonalProfile",
+    "decode_slot",
+]

@@ -1,13 +1,13 @@
 """Per-feature robust z-score against a sliding window of recent values."""
 
+# ruff: noqa: N803, N806 -- X is the conventional name of a data matrix.
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
-from detectors.base import Detector, check_matrix
+from detectors.base import Detector
 
 __all__ = ["RobustZScore"]
 
@@ -47,13 +47,10 @@ class RobustZScore(Detector):
         self.window = window
         self.min_scale = min_scale
 
-    def learn_many(self, X: Any, feature_names: Sequence[str] | None = None) -> RobustZScore:
-        X = check_matrix(X, self.n_features_in_ if self.is_fitted else None)
-        if not self.is_fitted:
-            self._set_features(X, feature_names)
+    def _learn(self, X: np.ndarray) -> None:
+        if not hasattr(self, "buffer_"):
             self.buffer_ = np.empty((0, X.shape[1]))
         self.buffer_ = np.vstack([self.buffer_, X])[-self.window :]
-        return self
 
     def _center_scale(self) -> tuple[np.ndarray, np.ndarray]:
         center = np.median(self.buffer_, axis=0)
@@ -61,13 +58,16 @@ class RobustZScore(Detector):
         return center, np.maximum(_MAD_TO_SIGMA * mad, self.min_scale)
 
     def explain(self, X: Any) -> np.ndarray:
-        self._check_fitted()
-        X = check_matrix(X, self.n_features_in_)
+        X = self._check_input(X)
         center, scale = self._center_scale()
         return np.abs(X - center) / scale
 
     def score_many(self, X: Any) -> np.ndarray:
         return self.explain(X).max(axis=1)
+
+    def normal_contribution(self) -> np.ndarray | None:
+        # E|Z| for a standard normal: what a typical feature contributes on normal data.
+        return np.full(self.n_features_in_, np.sqrt(2 / np.pi)) if self.is_fitted else None
 
     @property
     def n_seen(self) -> int:
@@ -75,7 +75,11 @@ class RobustZScore(Detector):
         return len(self.buffer_) if self.is_fitted else 0
 
     def to_state(self) -> dict[str, Any]:
-        """JSON-serialisable learned state (for stream checkpoints)."""
+        """JSON-serialisable learned state (for stream checkpoints).
+
+        Keeps the original compact layout (``params``, ``feature_names``, ``buffer``) that
+        stream checkpoints already use.
+        """
         if not self.is_fitted:
             return {"params": self.get_params()}
         return {
@@ -86,6 +90,8 @@ class RobustZScore(Detector):
 
     @classmethod
     def from_state(cls, state: dict[str, Any]) -> RobustZScore:
+        if "detector" in state:  # generic form (e.g. nested inside an ensemble)
+            return super().from_state(state)  # type: ignore[return-value]
         det = cls(**state["params"])
         if "buffer" in state:
             buf = np.asarray(state["buffer"], dtype=np.float64).reshape(
@@ -93,4 +99,6 @@ class RobustZScore(Detector):
             )
             det._set_features(buf, state["feature_names"])
             det.buffer_ = buf
+            if len(buf):
+                det._observe(buf)
         return det
