@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import shutil
 import subprocess
 import uuid
@@ -198,14 +199,15 @@ class LocalKafka:
     def _format(self) -> None:
         if (self.data / "meta.properties").is_file():
             return
-        cluster_id = str(uuid.uuid4())
-        # Kafka wants the base64url form of a UUID, 22 chars, no padding.
-        import base64
-
-        cluster_id = base64.urlsafe_b64encode(uuid.UUID(cluster_id).bytes).decode().rstrip("=")
+        # Kafka wants the base64url form of a UUID: 22 characters, no padding.
+        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
         proc = subprocess.run(
             self._java(
-                "kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(self.config)
+                # "=" form: a base64url id may start with "-", which argparse takes for a flag.
+                "kafka.tools.StorageTool",
+                "format",
+                f"--cluster-id={cluster_id}",
+                f"--config={self.config}",
             ),
             capture_output=True,
             text=True,
