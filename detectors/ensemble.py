@@ -66,6 +66,10 @@ class Ensemble(Detector):
         Share of the rows held out for calibration in :meth:`fit` (batch members).
     gate
         Combined score at or above which rows are not learned online.
+    calibration_gate
+        Combined score at or above which rows are learned by the members but kept out of
+        the calibrators' reference: calibration is against recent *normal* scores, and a
+        reference full of past anomalies would make the next one look ordinary.
 
     Examples
     --------
@@ -83,12 +87,14 @@ class Ensemble(Detector):
 
     def __init__(self, members: Sequence[Any] | None = None, method: str = "mean",
                  calibration: dict[str, Any] | None = None,
-                 calibration_fraction: float = 0.2, gate: float | None = None) -> None:
+                 calibration_fraction: float = 0.2, gate: float | None = None,
+                 calibration_gate: float | None = None) -> None:
         self.members = members
         self.method = method
         self.calibration = calibration
         self.calibration_fraction = calibration_fraction
         self.gate = gate
+        self.calibration_gate = calibration_gate
 
     # -- layout ---------------------------------------------------------------------------
     def _specs(self) -> list[dict[str, Any]]:
@@ -149,11 +155,15 @@ class Ensemble(Detector):
     def _learn(self, X: np.ndarray) -> None:
         if not hasattr(self, "detectors_"):
             self._init_members(X.shape[1])
-        if self.gate is not None and all(d.is_fitted for d in self.detectors_) and all(
-                c.is_fitted for c in self.calibrators_):
+        ready = all(d.is_fitted for d in self.detectors_) and all(
+            c.is_fitted for c in self.calibrators_)
+        if self.gate is not None and ready:
             X = X[self._combine(self._calibrated(X)) < self.gate]
             if not len(X):
                 return
+        normal = np.ones(len(X), dtype=bool)
+        if self.calibration_gate is not None and ready:
+            normal = self._combine(self._calibrated(X)) < self.calibration_gate
         for det, calib, cols in zip(self.detectors_, self.calibrators_, self.columns_,
                                     strict=True):
             Xc = X[:, cols]
@@ -163,7 +173,7 @@ class Ensemble(Detector):
                 det.learn_many(Xc, feature_names=self._names(cols))
                 calib.learn_many(det.score_many(Xc))
                 continue
-            calib.learn_many(det.score_many(Xc))
+            calib.learn_many(det.score_many(Xc[normal]))
             det.learn_many(Xc)
 
     def fit_weights(self, X: Any, y: Any, metric: str = "average_precision") -> Ensemble:
@@ -304,7 +314,8 @@ def default_ensemble(source: str, *, n_features: int | None = None,
             members.append({"detector": EWGaussian(alpha=0.002), "columns": [0],
                             "name": "gaussian"})
         return Ensemble(members=members, method="max",
-                        calibration={"window": 1000, "tail_quantile": 0.95})
+                        calibration={"window": 1000, "tail_quantile": 0.95},
+                        calibration_gate=0.99)
     if source == "connections":
         return Ensemble(
             members=[

@@ -147,3 +147,17 @@ def test_top_k_contributions_for_reconstruction_and_gaussian(rng: np.random.Gene
     assert top[0][0] == "d" and top[0][2] > 10
     with pytest.raises(NotImplementedError):
         top_k_contributions(detectors.IsolationForest(n_estimators=10).fit(X), x)
+
+
+def test_calibration_gate_keeps_anomalies_out_of_the_reference(rng: np.random.Generator) -> None:
+    X = rng.normal(size=(600, 1))
+    burst = np.full((50, 1), 8.0)
+    gated = Ensemble(calibration={"window": 500}, calibration_gate=0.99).learn_many(X)
+    open_ = Ensemble(calibration={"window": 500}).learn_many(X)
+    gated.learn_many(burst)
+    open_.learn_many(burst)
+    # The members learned the burst in both; only the ungated reference now holds it,
+    # so there the next extreme value looks ordinary.
+    assert gated.n_samples_seen_ == open_.n_samples_seen_
+    assert gated.score_many([[9.0]])[0] > 0.95
+    assert open_.score_many([[9.0]])[0] < gated.score_many([[9.0]])[0]
