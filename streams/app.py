@@ -26,6 +26,7 @@ from streams.scoring import (
     DeadLetter,
     RawRecord,
     ScoredEvent,
+    SensorModelConfig,
     SensorScorer,
     score_sensor_batch,
 )
@@ -110,6 +111,15 @@ def create_app(settings: Settings | None = None) -> Pipeline:
         warmup=settings.sensor_detector.warmup,
         cooldown_events=settings.alerts.cooldown_events,
     )
+    sd = settings.sensor_detector
+    model_config = SensorModelConfig(
+        detector=sd.detector,
+        cadence=sd.cadence_s,
+        seasonal_period=sd.seasonal_period_s,
+        tz=sd.timezone,
+        stationarity_warmup=sd.stationarity_warmup,
+        top_k=sd.top_k,
+    )
     worker_name = f"{socket.gethostname()}-{os.getpid()}"
 
     if w.mode == "passthrough":
@@ -124,9 +134,7 @@ def create_app(settings: Settings | None = None) -> Pipeline:
             records = [_raw(e) for e in events]
             for rec in records:
                 _load_scorer(rec, scorers, sensor_state)
-            scored, dead = score_sensor_batch(
-                records, scorers, policy, window=settings.sensor_detector.window
-            )
+            scored, dead = score_sensor_batch(records, scorers, policy, model_config)
             await _publish(pipe, scored, dead)
             _checkpoint(sensor_state, scorers, scored, events)
             elapsed = time.perf_counter() - started

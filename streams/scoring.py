@@ -10,12 +10,21 @@ from __future__ import annotations
 import base64
 import math
 import uuid
-from collections.abc import Iterable, MutableMapping
-from dataclasses import dataclass, field
+from collections.abc import Iterable, MutableMapping, Sequence
+from dataclasses import asdict, dataclass
 from typing import Any
 
-from detectors.online.robust_zscore import RobustZScore
+import numpy as np
+from scipy import special
+
+from detectors import Detector
+from detectors import create as create_detector
+from detectors.ensemble import Ensemble, default_ensemble
+from detectors.explain import top_k_contributions
+from detectors.online import RobustZScore
+from windowing.features import FeatureVector, jsonable
 from windowing.schemas import RejectedEvent, SensorReading, parse_sensor_reading
+from windowing.sensor import SensorFeaturePipeline
 
 __all__ = [
     "AlertPolicy",
@@ -23,11 +32,14 @@ __all__ = [
     "EpisodeTracker",
     "RawRecord",
     "ScoredEvent",
+    "SensorModelConfig",
     "SensorScorer",
     "calibrate_z",
     "dead_letter",
+    "make_sensor_detector",
     "score_sensor_batch",
     "stable_alert_id",
+    "surprise",
 ]
 
 SOURCE_SENSORS = "sensors"
@@ -117,15 +129,6 @@ class ScoredEvent:
         }
 
 
-def calibrate_z(z: float) -> float:
-    """Map a robust z-score to [0, 1]: P(|N(0,1)| < z), the two-sided tail complement.
-
-    >>> round(calibrate_z(0.0), 3), round(calibrate_z(1.96), 3), round(calibrate_z(4.0), 5)
-    (0.0, 0.95, 0.99994)
-    """
-    return math.erf(abs(z) / math.sqrt(2.0))
-
-
 def stable_alert_id(source: str, entity: str, first_seen: float) -> str:
     """Same episode ⇒ same id, also when a crash makes us score the events again.
 
@@ -140,7 +143,7 @@ class AlertPolicy:
     """When scores become alerts: threshold, warm-up and per-episode suppression."""
 
     threshold: float = 0.99999
-    warmup: int = 30
+    warmup: int = 60
     cooldown_events: int = 20
 
 
@@ -183,86 +186,89 @@ class EpisodeTracker:
         return cls(**state)
 
 
-@dataclass
-class SensorScorer:
-    """Per-sensor online state: last value, the detector on first differences, episodes.
+@dataclass(frozen=True)
+class SensorModelConfig:
+    """How a new sensor's feature pipeline and detector are built (from the settings)."""
 
-    Score first, then learn: an event never sees itself in the statistics it is judged by.
+    detector: str = "robust_zscore"
+    cadence: float | None = None
+    seasonal_period: float | None = None
+    tz: str = "UTC"
+    stationarity_warmup: int = 256
+    top_k: int = 3
+    #: Readings of one sensor scored together before the detector learns them.
+    chunk: int = 8
+
+
+def make_sensor_detector(config: SensorModelConfig, value_columns: int = 1) -> Detector:
+    """The sensor detector named in ``config``.
+
+    ``robust_zscore`` (the default) is used as is and calibrated analytically (see
+    :func:`calibrate_z`); ``default_ensemble`` is detectors' sensor ensemble; any other
+    registered detector is wrapped in a one-member ensemble so its score is an empirical
+    tail probability in [0, 1].
+    """
+    if config.detector == "robust_zscore":
+        return RobustZScore(window=288)
+    if config.detector == "default_ensemble":
+        return default_ensemble("sensors")
+    member = create_detector(config.detector)
+    return Ensemble(
+        members=[
+            {"detector": member, "columns": list(range(value_columns)), "name": config.detector}
+        ],
+        method="max",
+        calibration={"window": 1000, "tail_quantile": 0.95},
+        calibration_gate=0.99,
+    )
+
+
+def calibrate_z(z: np.ndarray) -> np.ndarray:
+    """Robust z-scores to [0, 1]: ``P(|N(0,1)| < z)``, the two-sided tail complement.
+
+    Analytic, so it is trustworthy from a sensor's first readings on; an empirical
+    calibration cannot say "rarer than 1 in 10,000" before it has seen 10,000 scores.
+
+    >>> calibrate_z(np.array([0.0, 1.96, 4.0])).round(5).tolist()
+    [0.0, 0.95, 0.99994]
+    """
+    return special.erf(np.abs(z) / math.sqrt(2.0))
+
+
+class SensorScorer:
+    """Per-sensor online state: feature pipeline, detector, alert episodes, input position.
+
+    A micro-batch of one sensor's readings is featurised in order, scored against the
+    detector as it was at the start of the batch, and only then learned: no event is judged
+    by statistics that include itself or anything after it.
     """
 
-    window: int = 288
-    last_value: float | None = None
-    last_timestamp: float | None = None
-    n_seen: int = 0
-    #: Input position of the last event this state has absorbed, as [partition, offset].
-    position: tuple[int, int] | None = None
-    detector: RobustZScore = field(default_factory=RobustZScore)
-    episodes: EpisodeTracker = field(default_factory=EpisodeTracker)
-
-    def __post_init__(self) -> None:
-        if not self.detector.is_fitted:
-            self.detector = RobustZScore(window=self.window)
-
-    def score(self, reading: SensorReading, record: RawRecord, policy: AlertPolicy) -> ScoredEvent:
-        if self.last_timestamp is not None and reading.timestamp <= self.last_timestamp:
-            # Out of order or duplicate: scoring a negative time step as a difference would
-            # be meaningless; it still gets a score record so nothing is silently lost.
-            diff = None
-        else:
-            diff = None if self.last_value is None else reading.value - self.last_value
-        z = 0.0
-        if diff is not None and self.detector.n_seen >= 2:
-            z = float(self.detector.score_one([diff]))
-        warm = self.n_seen >= policy.warmup
-        score = calibrate_z(z)
-        is_anomaly = warm and score >= policy.threshold
-        alert_id, opened = self.episodes.observe(
-            is_anomaly, reading.timestamp, policy, SOURCE_SENSORS, reading.sensor_id
+    def __init__(
+        self,
+        sensor_id: str,
+        config: SensorModelConfig | None = None,
+        *,
+        features: SensorFeaturePipeline | None = None,
+        detector: Detector | None = None,
+        episodes: EpisodeTracker | None = None,
+        n_scored: int = 0,
+        position: tuple[int, int] | None = None,
+    ) -> None:
+        self.sensor_id = sensor_id
+        self.config = config or SensorModelConfig()
+        c = self.config
+        self.features = features or SensorFeaturePipeline(
+            sensor_id,
+            cadence=c.cadence,
+            seasonal_period=c.seasonal_period,
+            tz=c.tz,
+            warmup=c.stationarity_warmup,
         )
-        alert = None
-        if opened and alert_id is not None:
-            alert = {
-                "alert_id": alert_id,
-                "source": SOURCE_SENSORS,
-                "entity": reading.sensor_id,
-                "severity": "critical" if score >= 1 - (1 - policy.threshold) / 100 else "warning",
-                "score": score,
-                "raw_score": z,
-                "threshold": policy.threshold,
-                "detectors": [RobustZScore.name],
-                "features": [{"name": "diff_1", "value": diff, "robust_z": z}],
-                "first_seen": reading.timestamp,
-                "last_seen": reading.timestamp,
-                "value": reading.value,
-                "input": {
-                    "topic": record.topic,
-                    "partition": record.partition,
-                    "offset": record.offset,
-                },
-            }
-        if diff is not None:
-            self.detector.learn_one([diff])
-        if self.last_timestamp is None or reading.timestamp > self.last_timestamp:
-            self.last_value = reading.value
-            self.last_timestamp = reading.timestamp
-        self.n_seen += 1
-        self.position = (record.partition, record.offset)
-        return ScoredEvent(
-            source=SOURCE_SENSORS,
-            entity=reading.sensor_id,
-            timestamp=reading.timestamp,
-            value=reading.value,
-            score=score,
-            raw_score=z,
-            threshold=policy.threshold,
-            is_anomaly=is_anomaly,
-            detector=RobustZScore.name,
-            model_version="online",
-            features={"diff_1": diff if diff is not None else 0.0},
-            context={"differenced": True, "warm": warm, "alert_id": alert_id},
-            record=record,
-            alert=alert,
-        )
+        self.detector = detector or make_sensor_detector(c)
+        self.episodes = episodes or EpisodeTracker()
+        self.n_scored = n_scored
+        #: Input position of the last event this state has absorbed, as (partition, offset).
+        self.position = position
 
     def already_absorbed(self, record: RawRecord) -> bool:
         """True for a replayed input this state already learned from.
@@ -277,39 +283,194 @@ class SensorScorer:
             and record.offset <= self.position[1]
         )
 
+    def score_batch(
+        self, items: Sequence[tuple[SensorReading, RawRecord]], policy: AlertPolicy
+    ) -> tuple[list[ScoredEvent], list[DeadLetter]]:
+        dead: list[DeadLetter] = []
+        rows: list[tuple[FeatureVector, SensorReading, RawRecord]] = []
+        for reading, record in items:
+            if self.already_absorbed(record):
+                continue
+            try:
+                rows.append((self.features.update_one(reading), reading, record))
+            except RejectedEvent as exc:  # late, duplicate, missing channel
+                dead.append(dead_letter(record, exc))
+            self.position = (record.partition, record.offset)
+        if not rows:
+            return [], dead
+        X = np.vstack([fv.values for fv, _, _ in rows])
+        names = list(rows[0][0].names)
+        vcols = self._value_columns()
+        events: list[ScoredEvent] = []
+        # A backlog arrives as one big batch; scoring all of it against the state at its
+        # start would judge hundreds of readings by none of their predecessors. Small
+        # chunks keep scoring close to one-at-a-time while the detector still works on
+        # arrays.
+        step = max(1, self.config.chunk)
+        for lo in range(0, len(rows), step):
+            Xc = X[lo : lo + step]
+            scores = self._scores(Xc)
+            for i, score in enumerate(scores):
+                fv, reading, record = rows[lo + i]
+                events.append(self._event(fv, reading, record, float(score), policy, Xc[i]))
+            if isinstance(self.detector, Ensemble):
+                self.detector.learn_many(Xc, feature_names=names)
+            else:
+                self.detector.learn_many(Xc[:, vcols], feature_names=[names[i] for i in vcols])
+        return events, dead
+
+    def _value_columns(self) -> list[int]:
+        # Calendar columns are context for seasonal detectors, not evidence on their own.
+        return [i for i, n in enumerate(self.features.names) if not n.startswith(("hour_", "dow_"))]
+
+    def _scores(self, X: np.ndarray) -> np.ndarray:
+        if not self.detector.is_fitted or getattr(self.detector, "n_seen", 2) < 2:
+            return np.zeros(len(X))
+        if isinstance(self.detector, Ensemble):
+            return np.clip(self.detector.score_many(X), 0.0, 1.0)
+        return calibrate_z(self.detector.score_many(X[:, self._value_columns()]))
+
+    def _event(
+        self,
+        fv: FeatureVector,
+        reading: SensorReading,
+        record: RawRecord,
+        score: float,
+        policy: AlertPolicy,
+        x: np.ndarray,
+    ) -> ScoredEvent:
+        warm = self.n_scored >= policy.warmup
+        self.n_scored += 1
+        is_anomaly = warm and score >= policy.threshold
+        alert_id, opened = self.episodes.observe(
+            is_anomaly, reading.timestamp, policy, SOURCE_SENSORS, reading.sensor_id
+        )
+        meta = fv.meta
+        context = {
+            "warm": warm,
+            "alert_id": alert_id,
+            "differenced": bool(meta.get("differenced")),
+            "stationarity": meta.get("stationarity"),
+            "adf_pvalue": meta.get("adf_pvalue"),
+            "kpss_pvalue": meta.get("kpss_pvalue"),
+            "gap": bool(meta.get("gap")),
+            "missing": meta.get("missing"),
+        }
+        alert = None
+        if opened and alert_id is not None:
+            alert = {
+                "alert_id": alert_id,
+                "source": SOURCE_SENSORS,
+                "entity": reading.sensor_id,
+                "severity": _severity(score, policy),
+                "score": score,
+                "threshold": policy.threshold,
+                "detectors": [self.config.detector],
+                "features": self._top_features(x),
+                "first_seen": reading.timestamp,
+                "last_seen": reading.timestamp,
+                "value": reading.value,
+                "stationarity": context["stationarity"],
+                "differenced": context["differenced"],
+                "input": {
+                    "topic": record.topic,
+                    "partition": record.partition,
+                    "offset": record.offset,
+                },
+            }
+        return ScoredEvent(
+            source=SOURCE_SENSORS,
+            entity=reading.sensor_id,
+            timestamp=reading.timestamp,
+            value=reading.value,
+            score=score,
+            raw_score=surprise(score),
+            threshold=policy.threshold,
+            is_anomaly=is_anomaly,
+            detector=self.config.detector,
+            model_version="online",
+            features=jsonable(fv.as_dict()),
+            context=jsonable(context),
+            record=record,
+            alert=alert,
+        )
+
+    def _top_features(self, x: np.ndarray) -> list[dict[str, Any]]:
+        cols = None if isinstance(self.detector, Ensemble) else self._value_columns()
+        names = self.features.names if cols is None else [self.features.names[i] for i in cols]
+        try:
+            top = top_k_contributions(
+                self.detector, x if cols is None else x[cols], k=self.config.top_k
+            )
+        except (NotImplementedError, ValueError):
+            return []
+        top = [(n, c, r) for n, c, r in top if n in names]
+        return [
+            {
+                "name": name,
+                "value": float(x[self.features.names.index(name)]),
+                "contribution": float(c),
+                "ratio_to_normal": None if not np.isfinite(r) else float(r),
+            }
+            for name, c, r in top
+        ]
+
     def to_state(self) -> dict[str, Any]:
         return {
-            "window": self.window,
-            "last_value": self.last_value,
-            "last_timestamp": self.last_timestamp,
-            "n_seen": self.n_seen,
-            "position": list(self.position) if self.position is not None else None,
+            "version": 2,
+            "sensor_id": self.sensor_id,
+            "config": asdict(self.config),
+            "features": self.features.to_state(),
             "detector": self.detector.to_state(),
             "episodes": self.episodes.to_state(),
+            "n_scored": self.n_scored,
+            "position": list(self.position) if self.position is not None else None,
         }
 
     @classmethod
     def from_state(cls, state: dict[str, Any]) -> SensorScorer:
+        if state.get("version") != 2:
+            raise ValueError(f"unsupported sensor state version {state.get('version')!r}")
         return cls(
-            window=state["window"],
-            last_value=state["last_value"],
-            last_timestamp=state["last_timestamp"],
-            n_seen=state["n_seen"],
-            position=tuple(state["position"]) if state.get("position") else None,
-            detector=RobustZScore.from_state(state["detector"]),
+            state["sensor_id"],
+            SensorModelConfig(**state["config"]),
+            features=SensorFeaturePipeline.from_state(state["features"]),
+            detector=(
+                RobustZScore if state["config"]["detector"] == "robust_zscore" else Detector
+            ).from_state(state["detector"]),
             episodes=EpisodeTracker.from_state(state["episodes"]),
+            n_scored=state["n_scored"],
+            position=tuple(state["position"]) if state.get("position") else None,
         )
+
+
+def surprise(score: float) -> float:
+    """``-log10(1 - score)``: tells apart scores that all print as 0.9999….
+
+    >>> surprise(0.999)
+    3.0
+    """
+    return round(-math.log10(max(1.0 - score, 1e-12)), 6)
+
+
+def _severity(score: float, policy: AlertPolicy) -> str:
+    # Two orders of magnitude rarer than the alert threshold is "critical".
+    return "critical" if score >= 1 - (1 - policy.threshold) / 100 else "warning"
 
 
 def score_sensor_batch(
     records: Iterable[RawRecord],
     scorers: MutableMapping[str, SensorScorer],
     policy: AlertPolicy,
-    window: int = 288,
+    config: SensorModelConfig | None = None,
 ) -> tuple[list[ScoredEvent], list[DeadLetter]]:
-    """Validate and score a micro-batch in arrival order, updating ``scorers`` in place."""
-    scored: list[ScoredEvent] = []
+    """Validate, featurise and score a micro-batch, updating ``scorers`` in place.
+
+    Returns score records in input order per sensor, and dead letters.
+    """
+    config = config or SensorModelConfig()
     dead: list[DeadLetter] = []
+    per_sensor: dict[str, list[tuple[SensorReading, RawRecord]]] = {}
     for record in records:
         if record.value is None:
             dead.append(DeadLetter(record, "empty", "record has no value (tombstone)"))
@@ -319,10 +480,13 @@ def score_sensor_batch(
         except RejectedEvent as exc:
             dead.append(dead_letter(record, exc))
             continue
-        scorer = scorers.get(reading.sensor_id)
+        per_sensor.setdefault(reading.sensor_id, []).append((reading, record))
+    scored: list[ScoredEvent] = []
+    for sensor_id, items in per_sensor.items():
+        scorer = scorers.get(sensor_id)
         if scorer is None:
-            scorer = scorers[reading.sensor_id] = SensorScorer(window=window)
-        if scorer.already_absorbed(record):
-            continue
-        scored.append(scorer.score(reading, record, policy))
+            scorer = scorers[sensor_id] = SensorScorer(sensor_id, config)
+        events, rejected = scorer.score_batch(items, policy)
+        scored.extend(events)
+        dead.extend(rejected)
     return scored, dead

@@ -120,11 +120,27 @@ class TopicSettings(BaseModel):
 
 
 class SensorDetectorSettings(BaseModel):
-    """Online per-sensor detector used by the sensor agent."""
+    """Per-sensor features and detector used by the sensor agent."""
 
-    detector: str = Field("robust_zscore", description="Registered detector name.")
-    window: int = Field(288, description="Recent first differences kept per sensor.")
-    warmup: int = Field(30, description="Readings per sensor before scores may alert.")
+    detector: str = Field(
+        "robust_zscore",
+        description="robust_zscore (robust z of the stationary value, analytic tail "
+        "probability: alert-ready after warm-up), default_ensemble (z + seasonal profile + "
+        "EW Gaussian; empirical calibration, needs ~1000 readings per sensor), or any "
+        "registered online detector (empirically calibrated).",
+    )
+    warmup: int = Field(60, description="Readings per sensor before its scores may alert.")
+    cadence_s: float | None = Field(
+        None, description="Seconds between a sensor's readings; unset = inferred per sensor."
+    )
+    seasonal_period_s: float | None = Field(
+        None, description="Season for a seasonal difference (e.g. 86400); unset = none."
+    )
+    timezone: str = Field("UTC", description="Time zone of the hour-of-day/day-of-week features.")
+    stationarity_warmup: int = Field(
+        256, description="Readings before the first ADF/KPSS differencing decision."
+    )
+    top_k: int = Field(3, description="Contributing features carried in an alert.")
 
 
 class AlertSettings(BaseModel):

@@ -11,6 +11,7 @@ import pytest
 from streams.scoring import (
     AlertPolicy,
     RawRecord,
+    SensorModelConfig,
     SensorScorer,
     calibrate_z,
     score_sensor_batch,
@@ -63,19 +64,48 @@ def test_tombstone_is_a_dead_letter_not_a_crash() -> None:
     assert dead[0].reason == "empty"
 
 
+def _batched(
+    recs: list[RawRecord],
+    scorers: dict,
+    policy: AlertPolicy,
+    size: int = 50,
+    config: SensorModelConfig | None = None,
+) -> list:
+    out = []
+    for i in range(0, len(recs), size):
+        scored, dead = score_sensor_batch(recs[i : i + size], scorers, policy, config)
+        assert dead == []
+        out += scored
+    return out
+
+
 def test_spike_after_warmup_alerts_once_per_episode() -> None:
     rng = np.random.default_rng(0)
-    values = list(20 + rng.normal(0, 0.1, 100))
-    values[80] += 5.0  # spike: two large differences (up, then down)
-    scored, _ = score_sensor_batch(_series(values), {}, AlertPolicy(warmup=30, cooldown_events=5))
+    values = list(20 + rng.normal(0, 0.1, 400))
+    values[300] += 5.0  # spike: the difference jumps up, then down
+    scored = _batched(_series(values), {}, AlertPolicy(cooldown_events=5))
     anomalous = [i for i, e in enumerate(scored) if e.is_anomaly]
-    assert anomalous == [80, 81]
+    assert 300 in anomalous and set(anomalous) <= {300, 301}
     alerts = [e.alert for e in scored if e.alert is not None]
     assert len(alerts) == 1
     assert alerts[0]["entity"] == "s1"
-    assert alerts[0]["first_seen"] == pytest.approx(1.7e9 + 60 * 80)
-    assert alerts[0]["features"][0]["name"] == "diff_1"
-    assert alerts[0]["features"][0]["value"] == pytest.approx(values[80] - values[79])
+    assert alerts[0]["first_seen"] == pytest.approx(1.7e9 + 60 * 300)
+    assert alerts[0]["features"][0]["name"] == "value_z"
+    assert alerts[0]["features"][0]["value"] > 10
+    # White noise around a level: the test decided to leave it alone (no differencing).
+    assert alerts[0]["stationarity"] != "pending"
+    assert alerts[0]["differenced"] is False
+
+
+def test_score_records_carry_features_and_stationarity() -> None:
+    rng = np.random.default_rng(5)
+    scored = _batched(_series(list(20 + np.cumsum(rng.normal(0, 1, 300)))), {}, AlertPolicy())
+    last = scored[-1]
+    assert set(last.features) == {"value_z", "hour_sin", "hour_cos", "dow_sin", "dow_cos"}
+    # A random walk: after the warm-up the test says "difference".
+    assert last.context["stationarity"] == "unit_root"
+    assert last.context["differenced"] is True
+    assert scored[0].context["stationarity"] == "pending"
 
 
 def test_no_alert_during_warmup() -> None:
@@ -86,52 +116,64 @@ def test_no_alert_during_warmup() -> None:
 
 def test_score_then_learn_no_lookahead() -> None:
     rng = np.random.default_rng(1)
-    values = list(rng.normal(0, 1, 60))
-    scorer_a: dict[str, SensorScorer] = {}
-    scored_a, _ = score_sensor_batch(_series(values), scorer_a, AlertPolicy())
-    # Changing a later reading must not change any earlier score.
+    values = list(rng.normal(0, 1, 120))
+    scored_a = _batched(_series(values), {}, AlertPolicy())
+    # Changing the last reading must not change any earlier score, in its batch or before.
     values_b = [*values[:-1], 1000.0]
-    scored_b, _ = score_sensor_batch(_series(values_b), {}, AlertPolicy())
-    assert [e.raw_score for e in scored_a[:-1]] == [e.raw_score for e in scored_b[:-1]]
-    assert scored_b[-1].raw_score > 100
+    scored_b = _batched(_series(values_b), {}, AlertPolicy())
+    assert [e.score for e in scored_a[:-1]] == [e.score for e in scored_b[:-1]]
+    assert scored_b[-1].score > 0.99999
 
 
 def test_state_round_trip_gives_identical_scores() -> None:
     rng = np.random.default_rng(2)
-    recs = _series(list(rng.normal(5, 1, 80)))
+    recs = _series(list(rng.normal(5, 1, 120)))
     whole: dict[str, SensorScorer] = {}
-    scored_whole, _ = score_sensor_batch(recs, whole, AlertPolicy())
+    scored_whole = _batched(recs, whole, AlertPolicy(), size=60)
     first: dict[str, SensorScorer] = {}
-    score_sensor_batch(recs[:50], first, AlertPolicy())
-    # Simulates a worker restart: state goes through JSON (the Faust table) and back.
+    _batched(recs[:60], first, AlertPolicy(), size=60)
+    # A worker restart: state goes through JSON (the Faust table) and back.
     restored = {
         k: SensorScorer.from_state(json.loads(json.dumps(v.to_state()))) for k, v in first.items()
     }
-    scored_rest, _ = score_sensor_batch(recs[50:], restored, AlertPolicy())
-    assert [e.raw_score for e in scored_rest] == [e.raw_score for e in scored_whole[50:]]
+    scored_rest = _batched(recs[60:], restored, AlertPolicy(), size=60)
+    assert [e.score for e in scored_rest] == [e.score for e in scored_whole[60:]]
 
 
-def test_out_of_order_reading_is_scored_but_not_differenced() -> None:
+@pytest.mark.parametrize("detector", ["robust_zscore", "default_ensemble", "ew_gaussian"])
+def test_every_configured_detector_scores_in_unit_interval(detector: str) -> None:
+    rng = np.random.default_rng(6)
+    config = SensorModelConfig(detector=detector)
+    scorers: dict[str, SensorScorer] = {}
+    scored = _batched(_series(list(rng.normal(0, 1, 150))), scorers, AlertPolicy(), config=config)
+    assert all(0.0 <= e.score <= 1.0 for e in scored)
+    assert scored[-1].detector == detector
+    again = SensorScorer.from_state(json.loads(json.dumps(scorers["s1"].to_state())))
+    assert again.config.detector == detector
+
+
+def test_out_of_order_reading_is_a_dead_letter() -> None:
     recs = _series([1.0, 2.0, 3.0])
     late = _rec({"sensor_id": "s1", "timestamp": 1.7e9 + 30, "value": 50.0}, 9)
     scored, dead = score_sensor_batch([*recs, late], {}, AlertPolicy())
-    assert dead == []
-    assert scored[-1].raw_score == 0.0
-    assert scored[-1].features == {"diff_1": 0.0}
+    assert [e.record.offset for e in scored] == [0, 1, 2]
+    assert [d.reason for d in dead] == ["out_of_order"]
+    assert dead[0].record.offset == 9
 
 
 def test_alert_ids_are_stable_across_replays() -> None:
-    values = [20.0] * 40 + [20.05 * (i % 2) + 20 for i in range(20)] + [40.0] + [20.0] * 5
-    a, _ = score_sensor_batch(_series(values), {}, AlertPolicy(warmup=10))
-    b, _ = score_sensor_batch(_series(values), {}, AlertPolicy(warmup=10))
+    rng = np.random.default_rng(3)
+    values = list(20 + rng.normal(0, 0.1, 200))
+    values[150] = 40.0
+    a = _batched(_series(values), {}, AlertPolicy())
+    b = _batched(_series(values), {}, AlertPolicy())
     ids_a = [e.alert["alert_id"] for e in a if e.alert]
     assert ids_a and ids_a == [e.alert["alert_id"] for e in b if e.alert]
     assert stable_alert_id("sensors", "s1", 1.0) != stable_alert_id("sensors", "s2", 1.0)
 
 
 def test_calibration_is_monotone_in_z() -> None:
-    zs = np.linspace(0, 10, 50)
-    cal = [calibrate_z(z) for z in zs]
+    cal = calibrate_z(np.linspace(0, 10, 50))
     assert all(b >= a for a, b in itertools.pairwise(cal))
     assert cal[0] == 0.0 and cal[-1] <= 1.0
 
@@ -142,8 +184,7 @@ def test_simulated_anomalies_are_found_with_few_false_alarms() -> None:
         RawRecord(r["sensor_id"].encode(), json.dumps(r).encode(), "sensors", 0, i)
         for i, (r, _) in enumerate(sim.readings(1500))
     ]
-    scored, dead = score_sensor_batch(recs, {}, AlertPolicy())
-    assert dead == []
+    scored = _batched(recs, {}, AlertPolicy(), size=100)
     alerts = [e.alert for e in scored if e.alert]
     truth = sim.truth
     assert len(truth) >= 10
@@ -163,7 +204,10 @@ def test_replayed_events_already_in_the_state_are_not_scored_again() -> None:
     scorers: dict[str, SensorScorer] = {}
     first, _ = score_sensor_batch(recs[:30], scorers, AlertPolicy())
     # A rebalance redelivers from the last commit (offset 20) while the state is at 29.
-    again, _ = score_sensor_batch(recs[20:40], scorers, AlertPolicy())
+    again, dead = score_sensor_batch(recs[20:40], scorers, AlertPolicy())
+    assert dead == []
     assert [e.record.offset for e in again] == list(range(30, 40))
-    whole, _ = score_sensor_batch(recs, {}, AlertPolicy())
-    assert [e.raw_score for e in first + again] == [e.raw_score for e in whole]
+    whole: dict[str, SensorScorer] = {}
+    ref_a, _ = score_sensor_batch(recs[:30], whole, AlertPolicy())
+    ref_b, _ = score_sensor_batch(recs[30:40], whole, AlertPolicy())
+    assert [e.score for e in first + again] == [e.score for e in ref_a + ref_b]
