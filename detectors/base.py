@@ -15,7 +15,7 @@ can write every learned attribute without per-detector code (see
 :mod:`detectors.persistence` for the on-disk format and its manifest).
 """
 
-# ruff: noqa: N803, N806 -- X is the conventional name of a data matrix.
+
 from __future__ import annotations
 
 from abc import ABC, abstractmethod

@@ -1,6 +1,6 @@
 """Ensembles of calibrated detectors, and the default ensemble per event source."""
 
-# ruff: noqa: N803, N806 -- X is the conventional name of a data matrix.
+
 from __future__ import annotations
 
 from collections.abc import Sequence

@@ -1,6 +1,6 @@
 """Standardisation shared by the batch and deep detectors."""
 
-# ruff: noqa: N803 -- X is the conventional name of a data matrix.
+
 from __future__ import annotations
 
 import numpy as np

@@ -1,6 +1,6 @@
 """Common base of the batch detectors: standardise, then model."""
 
-# ruff: noqa: N803, N806 -- X is the conventional name of a data matrix.
+
 from __future__ import annotations
 
 from typing import Any

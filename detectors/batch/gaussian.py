@@ -1,6 +1,6 @@
 """Multivariate Gaussian density (batch maximum likelihood, shrunk covariance)."""
 
-# ruff: noqa: N803 -- X is the conventional name of a data matrix.
+
 from __future__ import annotations
 
 from typing import Any

@@ -1,6 +1,6 @@
 """Isolation Forest (Liu, Ting & Zhou 2008) via scikit-learn."""
 
-# ruff: noqa: N803 -- X is the conventional name of a data matrix.
+
 from __future__ import annotations
 
 from typing import Any

@@ -1,6 +1,6 @@
 """Distance to the nearest k-means centroid."""
 
-# ruff: noqa: N803, N806 -- X is the conventional name of a data matrix.
+
 from __future__ import annotations
 
 from typing import Any

@@ -1,6 +1,6 @@
 """Local Outlier Factor in novelty mode (Breunig et al. 2000) via scikit-learn."""
 
-# ruff: noqa: N803, N806 -- X is the conventional name of a data matrix.
+
 from __future__ import annotations
 
 from typing import Any

@@ -1,6 +1,6 @@
 """One-class SVM with an RBF kernel (Schölkopf et al. 2001) via scikit-learn."""
 
-# ruff: noqa: N803, N806 -- X is the conventional name of a data matrix.
+
 from __future__ import annotations
 
 from typing import Any

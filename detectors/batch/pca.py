@@ -1,6 +1,6 @@
 """PCA reconstruction error (Shyu et al. 2003 style, residual subspace)."""
 
-# ruff: noqa: N803, N806 -- X is the conventional name of a data matrix.
+
 from __future__ import annotations
 
 from typing import Any

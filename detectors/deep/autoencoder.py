@@ -1,6 +1,6 @@
 """Fully connected autoencoder; score = squared reconstruction error."""
 
-# ruff: noqa: N803, N806 -- X is the conventional name of a data matrix.
+
 from __future__ import annotations
 
 from collections.abc import Sequence

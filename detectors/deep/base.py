@@ -1,6 +1,6 @@
 """Shared machinery of the PyTorch detectors: scaling, training loop, reports, persistence."""
 
-# ruff: noqa: N803, N806 -- X is the conventional name of a data matrix.
+
 from __future__ import annotations
 
 import io

@@ -1,6 +1,6 @@
 """Autoencoder trained on a cluster-filtered normal set, for polluted training data."""
 
-# ruff: noqa: N803, N806 -- X is the conventional name of a data matrix.
+
 from __future__ import annotations
 
 from collections.abc import Sequence

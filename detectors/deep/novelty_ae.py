@@ -1,6 +1,6 @@
 """Autoencoder with an additive novelty head and min-max normalised scores (Wu et al.)."""
 
-# ruff: noqa: N803 -- X is the conventional name of a data matrix.
+
 from __future__ import annotations
 
 from collections.abc import Sequence

@@ -1,6 +1,6 @@
 """Exponentially weighted multivariate Gaussian: Mahalanobis distance or negative log-likelihood."""
 
-# ruff: noqa: N803, N806 -- X is the conventional name of a data matrix.
+
 from __future__ import annotations
 
 from typing import Any

@@ -1,6 +1,6 @@
 """Half-Space Trees (Tan, Ting & Liu 2011), vectorised in numpy."""
 
-# ruff: noqa: N803, N806 -- X is the conventional name of a data matrix.
+
 from __future__ import annotations
 
 from typing import Any

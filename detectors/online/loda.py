@@ -1,6 +1,6 @@
 """LODA: lightweight on-line detector of anomalies (Pevný 2016)."""
 
-# ruff: noqa: N803, N806 -- X is the conventional name of a data matrix.
+
 from __future__ import annotations
 
 import math

@@ -1,6 +1,6 @@
 """Online one-class SVM: river's SGD one-class SVM on random Fourier features."""
 
-# ruff: noqa: N803, N806 -- X is the conventional name of a data matrix.
+
 from __future__ import annotations
 
 from typing import Any

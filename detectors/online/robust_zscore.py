@@ -1,6 +1,6 @@
 """Per-feature robust z-score against a sliding window of recent values."""
 
-# ruff: noqa: N803, N806 -- X is the conventional name of a data matrix.
+
 from __future__ import annotations
 
 from typing import Any

@@ -1,6 +1,6 @@
 """Seasonal profile: expected value per hour-of-day x day-of-week slot, with a robust spread."""
 
-# ruff: noqa: N803, N806 -- X is the conventional name of a data matrix.
+
 from __future__ import annotations
 
 from typing import Any

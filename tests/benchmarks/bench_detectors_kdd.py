@@ -24,7 +24,7 @@ The test labels are used only for the metrics (the best-F1 threshold is an oracl
 point, as in the published comparisons; ROC AUC / AP are threshold-free).
 """
 
-# ruff: noqa: N803, N806 -- X is the conventional name of a data matrix.
+
 from __future__ import annotations
 
 import argparse

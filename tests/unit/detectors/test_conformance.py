@@ -5,7 +5,7 @@ Detectors whose input has a special layout get their data from :data:`DATA` (the
 profile needs time columns); everything else gets a small standard Gaussian.
 """
 
-# ruff: noqa: N803, N806 -- X is the conventional name of a data matrix.
+
 from __future__ import annotations
 
 import json

@@ -1,6 +1,6 @@
 """Ensembles (default per source, online per-entity state) and alert explanations."""
 
-# ruff: noqa: N806 -- X is the conventional name of a data matrix.
+
 from __future__ import annotations
 
 import json

@@ -1,6 +1,6 @@
 """Manifest checks, online detector specifics and deep-training behaviour."""
 
-# ruff: noqa: N806 -- X is the conventional name of a data matrix.
+
 from __future__ import annotations
 
 import json
