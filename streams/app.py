@@ -21,6 +21,11 @@ import faust
 import structlog
 from faust.streams import _current_event
 
+from streams.connection_scoring import (
+    ConnectionModelConfig,
+    ConnectionScorer,
+    score_connection_batch,
+)
 from streams.scoring import (
     AlertPolicy,
     DeadLetter,
@@ -59,6 +64,8 @@ class Pipeline:
     deadletter: faust.TopicT
     sensor_state: faust.Table
     sink: InfluxSink
+    connections: faust.TopicT | None = None
+    connection_state: faust.Table | None = None
 
 
 def _raw(event: faust.EventT) -> RawRecord:
@@ -98,14 +105,28 @@ def create_app(settings: Settings | None = None) -> Pipeline:
         stream_wait_empty=True,
     )
     sensors = app.topic(t.sensors, key_type=bytes, value_type=bytes)
+    connections = app.topic(t.connections, key_type=bytes, value_type=bytes)
     scores = app.topic(t.scores, key_type=bytes, value_type=bytes)
     alerts = app.topic(t.alerts, key_type=bytes, value_type=bytes)
     deadletter = app.topic(t.deadletter, key_type=bytes, value_type=bytes)
     # Per-sensor detector state survives restarts and rebalances through the changelog.
     # (Table keys and values default to the json codec, whatever the app's serializer.)
     sensor_state = app.Table("sensor-state", default=None, partitions=t.partitions)
+    # Connection state is per input partition (traffic windows span hosts), keyed "p<n>".
+    connection_state = app.Table("connection-state", default=None, partitions=t.partitions)
     sink = InfluxSink(settings)
-    pipe = Pipeline(app, settings, sensors, scores, alerts, deadletter, sensor_state, sink)
+    pipe = Pipeline(
+        app,
+        settings,
+        sensors,
+        scores,
+        alerts,
+        deadletter,
+        sensor_state,
+        sink,
+        connections,
+        connection_state,
+    )
     policy = AlertPolicy(
         threshold=settings.alerts.threshold,
         warmup=settings.sensor_detector.warmup,
@@ -143,6 +164,43 @@ def create_app(settings: Settings | None = None) -> Pipeline:
                     pipeline_point(
                         worker_name,
                         "score-sensors",
+                        events_per_s=len(records) / max(elapsed, 1e-9),
+                        deadletter_count=len(dead),
+                        batch_latency_ms=elapsed * 1000,
+                        batch_size=len(records),
+                        wall_time_s=time.time(),
+                    )
+                ]
+            )
+            await _ack(stream, events)
+
+    conn_config = ConnectionModelConfig(
+        bootstrap_events=settings.connection_detector.bootstrap_events,
+        top_k=settings.connection_detector.top_k,
+    )
+    conn_policy = AlertPolicy(
+        threshold=settings.alerts.connections_threshold,
+        warmup=settings.connection_detector.warmup,
+        cooldown_events=settings.alerts.cooldown_events,
+    )
+
+    @app.agent(connections, name="score-connections")
+    async def score_connections(stream: faust.StreamT) -> None:
+        scorers: dict[int, ConnectionScorer] = {}
+        async for events in stream.noack_take(w.batch_size, within=w.batch_within_s):
+            started = time.perf_counter()
+            records = [_raw(e) for e in events]
+            for rec in records:
+                _load_connection_scorer(rec.partition, scorers, connection_state)
+            scored, dead = score_connection_batch(records, scorers, conn_policy, conn_config)
+            await _publish(pipe, scored, dead)
+            _checkpoint_partitions(connection_state, scorers, events)
+            elapsed = time.perf_counter() - started
+            await sink.write(
+                [
+                    pipeline_point(
+                        worker_name,
+                        "score-connections",
                         events_per_s=len(records) / max(elapsed, 1e-9),
                         deadletter_count=len(dead),
                         batch_latency_ms=elapsed * 1000,
@@ -209,6 +267,32 @@ def _load_scorer(rec: RawRecord, scorers: dict[str, SensorScorer], table: faust.
             scorers[key] = SensorScorer.from_state(state)
         except (KeyError, TypeError, ValueError) as exc:
             log.warning("state_restore_failed", entity=key, error=str(exc))
+
+
+def _load_connection_scorer(
+    partition: int, scorers: dict[int, ConnectionScorer], table: faust.Table
+) -> None:
+    if partition in scorers:
+        return
+    state = table.get(f"p{partition}")
+    if state is not None:
+        try:
+            scorers[partition] = ConnectionScorer.from_state(state)
+        except (KeyError, TypeError, ValueError) as exc:
+            log.warning("state_restore_failed", partition=partition, error=str(exc))
+
+
+def _checkpoint_partitions(
+    table: faust.Table, scorers: dict[int, ConnectionScorer], events: list[faust.EventT]
+) -> None:
+    last: dict[int, faust.EventT] = {e.message.partition: e for e in events}
+    for partition, event in last.items():
+        scorer = scorers.get(partition)
+        if scorer is None or scorer.pipeline is None:
+            continue  # still bootstrapping: nothing worth a checkpoint yet
+        _current_event.set(weakref.ref(event))
+        table[f"p{partition}"] = scorer.to_state()
+    _current_event.set(None)
 
 
 def _checkpoint(

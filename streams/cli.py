@@ -155,88 +155,43 @@ def simulate(
         Path | None, typer.Option(help="write injected-anomaly ground truth (JSON lines)")
     ] = None,
 ) -> None:
-    """Produce realistic synthetic readings (daily cycle, trend, noise, spikes, level shifts)."""
-    from streams.simulator import produce
+    """Produce realistic synthetic events with labelled anomalies: sensor readings (daily
+    cycle, trend, noise, spikes, level shifts) or raw connections (floods, scans,
+    password guessing)."""
+    from streams.simulator import produce, produce_connections
 
-    if source != "sensors":
-        err.print(f"[red]unknown source {source!r}[/]: only 'sensors' is implemented so far")
+    if source not in ("sensors", "connections"):
+        err.print(f"[red]unknown source {source!r}[/]: sensors or connections")
         raise typer.Exit(2)
     settings = _settings()
-    truth = truth or settings.state_dir / "simulate-ground-truth.jsonl"
+    truth = truth or settings.state_dir / f"simulate-{source}-ground-truth.jsonl"
     truth.parent.mkdir(parents=True, exist_ok=True)
     with console.status("producing…") as st:
-        res = produce(
-            settings.kafka.bootstrap_servers,
-            settings.topics.sensors,
-            rate=rate,
-            duration_s=duration,
-            n_sensors=sensors,
-            bad_rate=bad_rate,
-            seed=seed,
-            truth_path=truth,
-            on_progress=lambda n, total: st.update(f"producing… {n}/{total}"),
-        )
+        progress = lambda n, total: st.update(f"producing… {n}/{total}")  # noqa: E731
+        if source == "sensors":
+            res = produce(
+                settings.kafka.bootstrap_servers,
+                settings.topics.sensors,
+                rate=rate,
+                duration_s=duration,
+                n_sensors=sensors,
+                bad_rate=bad_rate,
+                seed=seed,
+                truth_path=truth,
+                on_progress=progress,
+            )
+        else:
+            res = produce_connections(
+                settings.kafka.bootstrap_servers,
+                settings.topics.connections,
+                rate=rate,
+                duration_s=duration,
+                bad_rate=bad_rate,
+                seed=seed,
+                truth_path=truth,
+                on_progress=progress,
+            )
     console.print_json(json.dumps({**res, "truth": str(truth)}))
-
-
-@app.command()
-def features(
-    path: Annotated[Path, typer.Argument(help="NAB csv, KDD file (gzip or plain) or CSV")],
-    format: Annotated[str, typer.Option("--format", "-f", help="nab, kdd or csv")] = "nab",
-    rows: Annotated[int, typer.Option(help="rows to print (first and last)")] = 20,
-    out: Annotated[Path | None, typer.Option(help="write the whole table as CSV")] = None,
-    tz: Annotated[str, typer.Option(help="time zone of hour/day features (sensors)")] = "UTC",
-    seasonal_period: Annotated[
-        float | None, typer.Option(help="seconds of a season to difference (e.g. 86400)")
-    ] = None,
-    limit: Annotated[int | None, typer.Option(help="KDD: read only the first N rows")] = None,
-) -> None:
-    """Print the feature table the detectors see: one row per event, named columns,
-    calendar features and the differencing / stationarity decision."""
-    from windowing.table import feature_table, format_feature_table
-
-    opts: dict[str, object] = {}
-    if format in ("nab", "csv"):
-        opts.update(tz=tz, seasonal_period=seasonal_period)
-    if format == "kdd" and limit is not None:
-        opts["nrows"] = limit
-    try:
-        table = feature_table(path, format, **opts)
-    except (OSError, ValueError) as exc:
-        err.print(f"[red]cannot read {path}:[/] {exc}")
-        raise typer.Exit(2) from exc
-    console.print(format_feature_table(table, max_rows=rows), markup=False, highlight=False)
-    if out is not None:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        table.to_csv(out)
-        console.print(f"[dim]written {out} ({len(table)} rows)[/]")
-
-
-@app.command()
-def replay(
-    path: Annotated[Path, typer.Argument(help="NAB folder/file, KDD file or CSV")],
-    format: Annotated[str, typer.Option("--format", "-f", help="nab, kdd or csv")] = "nab",
-    speed: Annotated[
-        float, typer.Option(help="event-time seconds per wall second; 0 = as fast as possible")
-    ] = 0.0,
-    limit: Annotated[int | None, typer.Option(help="send at most this many events")] = None,
-) -> None:
-    """Publish a recorded dataset to Kafka in event-time order."""
-    from streams.replay import replay as run_replay
-
-    settings = _settings()
-    t = settings.topics
-    with console.status("replaying…") as st:
-        res = run_replay(
-            settings.kafka.bootstrap_servers,
-            {"sensors": t.sensors, "connections": t.connections},
-            path,
-            format,
-            speed=speed,
-            limit=limit,
-            on_progress=lambda n: st.update(f"replaying… {n:,} events"),
-        )
-    console.print_json(json.dumps(res))
 
 
 @app.command()

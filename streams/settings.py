@@ -23,6 +23,7 @@ from pydantic_settings import (
 
 __all__ = [
     "AlertSettings",
+    "ConnectionDetectorSettings",
     "InfluxSettings",
     "KafkaSettings",
     "SensorDetectorSettings",
@@ -143,6 +144,18 @@ class SensorDetectorSettings(BaseModel):
     top_k: int = Field(3, description="Contributing features carried in an alert.")
 
 
+class ConnectionDetectorSettings(BaseModel):
+    """Features and detector of the connection agent (one state per input partition)."""
+
+    bootstrap_events: int = Field(
+        1000,
+        description="Connections per partition used to learn scaling bounds and categories "
+        "before scoring starts (they are published with score 0, context.bootstrap=true).",
+    )
+    warmup: int = Field(200, description="Scored connections per partition before alerts.")
+    top_k: int = Field(3, description="Contributing features carried in an alert.")
+
+
 class AlertSettings(BaseModel):
     """When a score becomes an alert."""
 
@@ -150,6 +163,9 @@ class AlertSettings(BaseModel):
         0.99999,
         description="Calibrated score in [0, 1] at or above which an event is anomalous "
         "(0.99999 ~ a robust z of 4.4 for the default sensor detector).",
+    )
+    connections_threshold: float = Field(
+        0.999, description="Calibrated score at or above which a connection is anomalous."
     )
     cooldown_events: int = Field(
         20, description="Events per entity after an alert during which no new alert is raised."
@@ -192,6 +208,9 @@ class Settings(BaseSettings):
     influx: InfluxSettings = Field(default_factory=InfluxSettings)
     topics: TopicSettings = Field(default_factory=TopicSettings)
     sensor_detector: SensorDetectorSettings = Field(default_factory=SensorDetectorSettings)
+    connection_detector: ConnectionDetectorSettings = Field(
+        default_factory=ConnectionDetectorSettings
+    )
     alerts: AlertSettings = Field(default_factory=AlertSettings)
     worker: WorkerSettings = Field(default_factory=WorkerSettings)
 

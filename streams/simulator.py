@@ -17,7 +17,14 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["Injected", "SensorSimulator", "malformed_records", "produce"]
+__all__ = [
+    "ConnectionSimulator",
+    "Injected",
+    "SensorSimulator",
+    "malformed_records",
+    "produce",
+    "produce_connections",
+]
 
 DAY_S = 86_400.0
 
@@ -352,3 +359,65 @@ class ConnectionSimulator:
                 continue
             yield self._normal(t), "normal"
             emitted += 1
+
+
+def produce_connections(
+    bootstrap_servers: str,
+    topic: str,
+    *,
+    rate: float,
+    duration_s: float,
+    attack_rate: float = 0.002,
+    bad_rate: float = 0.005,
+    seed: int = 11,
+    truth_path: Path | None = None,
+    on_progress: Any = None,
+) -> dict[str, Any]:
+    """Send raw connections at ``rate`` events/s, event time = now (live traffic).
+
+    Keyed by destination host: the KDD traffic features are per destination, and one key
+    per destination keeps a destination's connections in one partition and one state.
+    """
+    from kafka import KafkaProducer
+
+    total = max(1, int(rate * duration_s))
+    sim = ConnectionSimulator(
+        start=time.time(),
+        rate=rate,
+        seed=seed,
+        attack_rate=attack_rate,
+        warmup=min(2500, total // 3),
+    )
+    rng = np.random.default_rng(seed + 1)
+    producer = KafkaProducer(
+        bootstrap_servers=bootstrap_servers,
+        acks="all",
+        linger_ms=20,
+        client_id="anomstream-sim-connections",
+    )
+    sent = bad_sent = 0
+    t0 = time.monotonic()
+    try:
+        for ev, _label in sim.events(total):
+            producer.send(topic, key=ev["dst_host"].encode(), value=json.dumps(ev).encode())
+            sent += 1
+            if rng.random() < bad_rate:
+                producer.send(topic, key=b"bad", value=b'{"timestamp": 0, "service": "http"}')
+                bad_sent += 1
+            # Pace by event time so bursts stay bursts.
+            ahead = (ev["timestamp"] - sim.start) - (time.monotonic() - t0)
+            if ahead > 0:
+                time.sleep(ahead)
+            if on_progress is not None and sent % max(1, int(rate)) == 0:
+                on_progress(sent, total)
+        producer.flush()
+    finally:
+        producer.close()
+    if truth_path is not None:
+        truth_path.write_text("".join(json.dumps(t) + "\n" for t in sim.truth))
+    return {
+        "events": sent,
+        "malformed": bad_sent,
+        "attacks_injected": len(sim.truth),
+        "seconds": time.monotonic() - t0,
+    }
