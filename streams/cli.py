@@ -197,16 +197,21 @@ def simulate(
 @app.command()
 def demo(
     duration: Annotated[float, typer.Option(help="seconds of simulated traffic")] = 60.0,
-    rate: Annotated[float, typer.Option(help="events per second")] = 50.0,
+    rate: Annotated[float, typer.Option(help="sensor readings per second")] = 50.0,
+    conn_rate: Annotated[float, typer.Option(help="connections per second")] = 100.0,
 ) -> None:
-    """Everything on one machine: stack, topics, worker, simulator, live alerts, summary."""
+    """Everything on one machine: stack, topics, worker, simulators, live alerts, summary."""
     from streams.demo import run_demo
 
-    summary = run_demo(_settings(), duration_s=duration, rate=rate, console=console)
+    summary = run_demo(
+        _settings(), duration_s=duration, rate=rate, conn_rate=conn_rate, console=console
+    )
     ok = (
         summary.scored_events == summary.events_sent
         and summary.alerts > 0
         and summary.influx_score_points == summary.scored_events
+        and summary.conn_scored_events == summary.conn_events_sent
+        and summary.conn_influx_points > 0
     )
     if not ok:
         err.print(

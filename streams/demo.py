@@ -29,7 +29,7 @@ from streams.observe import (
     wait_for_lag_zero,
 )
 from streams.settings import Settings
-from streams.simulator import produce
+from streams.simulator import produce, produce_connections
 
 __all__ = ["DemoSummary", "format_alert", "run_demo", "start_worker_process", "stop_worker_process"]
 
@@ -52,6 +52,13 @@ class DemoSummary:
     injected_detected: int = 0
     lag_at_end: int | None = None
     truth_path: str = ""
+    conn_events_sent: int = 0
+    conn_attacks_injected: int = 0
+    conn_scored_events: int = 0
+    conn_bootstrap: int = 0
+    conn_alerts: int = 0
+    conn_alerts_on_victims: int = 0
+    conn_influx_points: int = 0
 
     def table(self) -> Table:
         t = Table(title="anomstream demo — read back from Kafka and InfluxDB", show_header=True)
@@ -86,7 +93,17 @@ class DemoSummary:
                 "worker batch capacity (events/s, median over batches)",
                 f"{self.batch_capacity_eps:,.0f}",
             ),
-            ("consumer lag at end", self.lag_at_end),
+            (
+                "connections sent / scored (of which bootstrap)",
+                f"{self.conn_events_sent} / {self.conn_scored_events} ({self.conn_bootstrap})",
+            ),
+            (
+                "connection alerts (on an attacked host) / attacks injected",
+                f"{self.conn_alerts} ({self.conn_alerts_on_victims}) / "
+                f"{self.conn_attacks_injected}",
+            ),
+            ("InfluxDB `score` points for this run's connections", self.conn_influx_points),
+            ("consumer lag at end (sensors + connections)", self.lag_at_end),
         ]
         for k, v in rows:
             t.add_row(k, str(v))
@@ -127,20 +144,36 @@ def stop_worker_process(proc: subprocess.Popen[bytes], timeout: float = 30.0) ->
 
 
 def format_alert(a: dict[str, Any]) -> str:
-    ts = datetime.fromtimestamp(a["first_seen"], UTC).strftime("%Y-%m-%d %H:%M")
+    """One terminal line per alert, sensor or connection.
+
+    >>> line = format_alert({"first_seen": 0, "severity": "warning", "entity": "t1",
+    ...                      "score": 0.5, "alert_id": "abcdef123", "source": "sensors",
+    ...                      "value": 1.0, "features": [{"name": "value_z", "value": 5.0}]})
+    >>> "t1" in line and "value_z=+5.00" in line and "id=abcdef12" in line
+    True
+    """
+    ts = datetime.fromtimestamp(a["first_seen"], UTC).strftime("%Y-%m-%d %H:%M:%S")
     feats = ", ".join(
         f"{f['name']}={f['value']:+.2f}"
         for f in a.get("features", [])
         if isinstance(f.get("value"), int | float)
     )
+    if a.get("source") == "connections":
+        what = f"from {a.get('src_host')} {a.get('service')}/{a.get('flag')}"
+    else:
+        what = f"value={a.get('value')}"
     return (
-        f"[bold red]ALERT[/] {a['severity']:<8} {a['entity']:<14} at {ts}  "
-        f"score={a['score']:.5f}  value={a.get('value')}  ({feats})  id={a['alert_id'][:8]}"
+        f"[bold red]ALERT[/] {a['severity']:<8} {a.get('source', ''):<11} {a['entity']:<14} "
+        f"at {ts}  score={a['score']:.5f}  {what}  ({feats})  id={a['alert_id'][:8]}"
     )
 
 
 def run_demo(
-    settings: Settings, duration_s: float = 60.0, rate: float = 50.0, console: Console | None = None
+    settings: Settings,
+    duration_s: float = 60.0,
+    rate: float = 50.0,
+    conn_rate: float = 100.0,
+    console: Console | None = None,
 ) -> DemoSummary:
     console = console or Console()
     stack = LocalStack(settings)
@@ -158,7 +191,8 @@ def run_demo(
         console.print(f"created topics: {', '.join(created)}")
     t = settings.topics
     starts = {
-        name: end_offsets(settings, name) for name in (t.sensors, t.scores, t.alerts, t.deadletter)
+        name: end_offsets(settings, name)
+        for name in (t.sensors, t.connections, t.scores, t.alerts, t.deadletter)
     }
 
     wall_start = int(time.time())
@@ -189,7 +223,26 @@ def run_demo(
     truth_path = settings.state_dir / "demo-ground-truth.jsonl"
     summary = DemoSummary(truth_path=str(truth_path))
     try:
-        console.print(f"simulating {duration_s:.0f}s of sensor readings at {rate:.0f} events/s…")
+        console.print(
+            f"simulating {duration_s:.0f}s of sensor readings at {rate:.0f} events/s and "
+            f"connections at {conn_rate:.0f} events/s…"
+        )
+        conn_result: dict[str, Any] = {}
+        conn_truth = settings.state_dir / "demo-connections-ground-truth.jsonl"
+        conn_thread = threading.Thread(
+            target=lambda: conn_result.update(
+                produce_connections(
+                    settings.kafka.bootstrap_servers,
+                    t.connections,
+                    rate=conn_rate,
+                    duration_s=duration_s,
+                    attack_rate=0.002,
+                    truth_path=conn_truth,
+                )
+            ),
+            daemon=True,
+        )
+        conn_thread.start()
         with console.status("simulating…") as st:
             sim = produce(
                 settings.kafka.bootstrap_servers,
@@ -202,8 +255,16 @@ def run_demo(
         summary.events_sent = sim["events"]
         summary.malformed_sent = sim["malformed"]
         summary.anomalies_injected = sim["anomalies_injected"]
+        conn_thread.join(duration_s + 60)
+        summary.conn_events_sent = conn_result.get("events", 0)
+        summary.conn_attacks_injected = conn_result.get("attacks_injected", 0)
+        sim["conn_truth"] = str(conn_truth)
         with console.status("waiting for the worker to catch up…"):
-            summary.lag_at_end = wait_for_lag_zero(settings, group, t.sensors, 120)
+            lags = [
+                wait_for_lag_zero(settings, group, topic, 120)
+                for topic in (t.sensors, t.connections)
+            ]
+            summary.lag_at_end = None if None in lags else sum(lags)  # type: ignore[arg-type]
         time.sleep(1.0)
     finally:
         stop_tail.set()
@@ -244,6 +305,50 @@ def _tail(
         consumer.close()
 
 
+def _fill_connections(
+    settings: Settings,
+    s: DemoSummary,
+    scores: list[Any],
+    alerts: list[dict[str, Any]],
+    sim: dict[str, Any],
+) -> None:
+    conn = [r.json() for r in scores]
+    conn = [j for j in conn if j["source"] == "connections"]
+    keys = {(j["entity"], round(j["timestamp"] * 1e6)) for j in conn}
+    s.conn_scored_events = len({(j["input"]["partition"], j["input"]["offset"]) for j in conn})
+    s.conn_bootstrap = sum(j["model_version"] == "bootstrap" for j in conn)
+    conn_alerts = [a for a in alerts if a["source"] == "connections"]
+    s.conn_alerts = len({a["alert_id"] for a in conn_alerts})
+    truth_file = Path(sim.get("conn_truth", ""))
+    truth = (
+        [json.loads(x) for x in truth_file.read_text().splitlines() if x]
+        if (truth_file.is_file())
+        else []
+    )
+    s.conn_alerts_on_victims = sum(
+        any(
+            a["entity"] == tr["victim"] and tr["start"] - 1 <= a["first_seen"] <= tr["end"] + 5
+            for tr in truth
+        )
+        for a in conn_alerts
+    )
+    if not conn:
+        return
+    tmin = min(j["timestamp"] for j in conn)
+    tmax = max(j["timestamp"] for j in conn)
+    rows = influx_query(
+        settings,
+        f'''
+from(bucket: "{settings.influx.bucket}")
+  |> range(start: {int(tmin) - 1}, stop: {int(tmax) + 2})
+  |> filter(fn: (r) => r._measurement == "score" and r._field == "score"
+      and r.source == "connections")
+  |> keep(columns: ["_time", "entity"])''',
+    )
+    found = {(r["entity"], round(r["_time"].timestamp() * 1e6)) for r in rows}
+    s.conn_influx_points = len(keys & found)
+
+
 def _fill_summary(
     settings: Settings,
     s: DemoSummary,
@@ -257,11 +362,14 @@ def _fill_summary(
     scores = [
         r for r in read_topic(settings, t.scores, start=starts[t.scores], stop=ends[t.scores])
     ]
-    s.score_records = len(scores)
-    alerts = [
+    all_alerts = [
         r.json()
         for r in read_topic(settings, t.alerts, start=starts[t.alerts], stop=ends[t.alerts])
     ]
+    _fill_connections(settings, s, scores, all_alerts, sim)
+    scores = [r for r in scores if r.json()["source"] == "sensors"]
+    s.score_records = len(scores)
+    alerts = [a for a in all_alerts if a["source"] == "sensors"]
     s.alerts = len({a["alert_id"] for a in alerts})
     dead = [
         r.json()
