@@ -314,8 +314,7 @@ def default_ensemble(source: str, *, n_features: int | None = None,
             members.append({"detector": EWGaussian(alpha=0.002), "columns": [0],
                             "name": "gaussian"})
         return Ensemble(members=members, method="max",
-                        calibration={"window": 1000, "tail_quantile": 0.95},
-                        calibration_gate=0.99)
+                        calibration={"window": 1000, "tail_quantile": 0.95})
     if source == "connections":
         return Ensemble(
             members=[
