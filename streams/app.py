@@ -155,24 +155,15 @@ def create_app(settings: Settings | None = None) -> Pipeline:
             records = [_raw(e) for e in events]
             for rec in records:
                 _load_scorer(rec, scorers, sensor_state)
-            scored, dead = score_sensor_batch(records, scorers, policy, model_config)
+            # Scoring is CPU work: off the event loop, so Kafka heartbeats keep flowing.
+            scored, dead = await asyncio.to_thread(
+                score_sensor_batch, records, scorers, policy, model_config
+            )
             await _publish(pipe, scored, dead)
             _checkpoint(sensor_state, scorers, scored, events)
-            elapsed = time.perf_counter() - started
-            await sink.write(
-                [
-                    pipeline_point(
-                        worker_name,
-                        "score-sensors",
-                        events_per_s=len(records) / max(elapsed, 1e-9),
-                        deadletter_count=len(dead),
-                        batch_latency_ms=elapsed * 1000,
-                        batch_size=len(records),
-                        wall_time_s=time.time(),
-                    )
-                ]
+            await _finish_batch(
+                pipe, stream, events, "score-sensors", worker_name, started, len(dead)
             )
-            await _ack(stream, events)
 
     conn_config = ConnectionModelConfig(
         bootstrap_events=settings.connection_detector.bootstrap_events,
@@ -192,24 +183,14 @@ def create_app(settings: Settings | None = None) -> Pipeline:
             records = [_raw(e) for e in events]
             for rec in records:
                 _load_connection_scorer(rec.partition, scorers, connection_state)
-            scored, dead = score_connection_batch(records, scorers, conn_policy, conn_config)
+            scored, dead = await asyncio.to_thread(
+                score_connection_batch, records, scorers, conn_policy, conn_config
+            )
             await _publish(pipe, scored, dead)
             _checkpoint_partitions(connection_state, scorers, events)
-            elapsed = time.perf_counter() - started
-            await sink.write(
-                [
-                    pipeline_point(
-                        worker_name,
-                        "score-connections",
-                        events_per_s=len(records) / max(elapsed, 1e-9),
-                        deadletter_count=len(dead),
-                        batch_latency_ms=elapsed * 1000,
-                        batch_size=len(records),
-                        wall_time_s=time.time(),
-                    )
-                ]
+            await _finish_batch(
+                pipe, stream, events, "score-connections", worker_name, started, len(dead)
             )
-            await _ack(stream, events)
 
     @app.task
     async def _start_sink() -> None:
@@ -239,6 +220,33 @@ def _register_passthrough(pipe: Pipeline) -> None:
                 futures.append(await pipe.scores.send(key=m.key, value=_dumps(body)))
             await asyncio.gather(*futures)
             await _ack(stream, events)
+
+
+async def _finish_batch(
+    pipe: Pipeline,
+    stream: faust.StreamT,
+    events: list[faust.EventT],
+    agent: str,
+    worker: str,
+    started: float,
+    n_dead: int,
+) -> None:
+    """Record the batch's health in InfluxDB, then acknowledge it."""
+    elapsed = time.perf_counter() - started
+    await pipe.sink.write(
+        [
+            pipeline_point(
+                worker,
+                agent,
+                events_per_s=len(events) / max(elapsed, 1e-9),
+                deadletter_count=n_dead,
+                batch_latency_ms=elapsed * 1000,
+                batch_size=len(events),
+                wall_time_s=time.time(),
+            )
+        ]
+    )
+    await _ack(stream, events)
 
 
 async def _ack(stream: faust.StreamT, events: list[faust.EventT]) -> None:
