@@ -178,7 +178,12 @@ def evaluate_command(
         Path | None, typer.Option("--out", "-o", help="Write results, plots, report.html here.")
     ] = None,
     features: Annotated[
-        str | None, typer.Option("--features", help="NAB: diff|level|diff+level; CSV: raw|diff.")
+        str | None,
+        typer.Option(
+            "--features",
+            help="Sensor series: auto|diff|level, optionally +time (default: auto+time for "
+            "the default ensemble, auto otherwise).",
+        ),
     ] = None,
     learn: Annotated[
         bool | None,

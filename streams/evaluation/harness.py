@@ -3,15 +3,20 @@
 Three input formats:
 
 * ``nab`` — a NAB-layout corpus (``PATH/data/**.csv`` + ``PATH/labels/combined_windows.json``
-  or ``PATH/windows.json``). One fresh detector per series, score-then-learn on every row,
-  scores calibrated online to [0, 1]; NAB scores under the three profiles; with ``out``, the
-  NAB results layout ``<out>/<detector>/<group>/<detector>_<file>.csv``.
+  or ``PATH/windows.json``). One fresh feature pipeline and detector per series,
+  score-then-learn on every row, scores calibrated online to [0, 1]; NAB scores under the
+  three profiles; with ``out``, the NAB results layout
+  ``<out>/<detector>/<group>/<detector>_<file>.csv``.
 * ``kdd`` — raw KDD Cup 99 files: fit on the normal rows of ``train``, score ``PATH`` in file
   order; ranking metrics, operating points, per-attack-category results; with ``out``,
   ``scores.csv`` (``row,label,score``).
-* ``csv`` — a CSV with a label column and numeric features, replayed online like a sensor
-  (optionally pre-fitted on the normal rows of ``train``).
+* ``csv`` — a CSV with a label column: timestamped sensor readings (one series per
+  ``sensor_id``) replayed online like NAB series (optionally pre-fitted on the normal rows of
+  ``train``), or connections (KDD columns) evaluated like KDD.
 
+Events become feature rows exactly as in the stream: the files are read by
+:mod:`windowing.readers` and featurised by :class:`windowing.SensorFeaturePipeline` /
+:class:`windowing.ConnectionFeaturePipeline` (see :mod:`streams.evaluation.features`).
 The detector never sees a label: labels are used only to measure. The returned dict is the
 ``--json`` output; its keys are documented in ``docs/evaluation.md``.
 """
@@ -22,6 +27,7 @@ import json
 import math
 import time
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -31,9 +37,23 @@ from tqdm.auto import tqdm
 
 from detectors import metrics, nab
 from detectors.base import Detector
-from streams.evaluation import _readers
-from streams.evaluation._calibration import ReferenceCalibrator, RunningCalibrator
-from streams.evaluation._features import SENSOR_FEATURES, NumericScaler, sensor_features
+from streams.evaluation.datasets import (
+    NABSeries,
+    binary_labels,
+    find_label_column,
+    find_nab_corpus,
+    kdd_categories,
+    naive_utc,
+)
+from streams.evaluation.features import (
+    FeatureMode,
+    SensorFeatures,
+    connection_features,
+    fill_refused,
+    parse_sensor_mode,
+    rejection_summary,
+    sensor_features,
+)
 from streams.evaluation.kdd_categories import CATEGORIES
 from streams.evaluation.model_card import (
     ModelCard,
@@ -44,13 +64,18 @@ from streams.evaluation.model_card import (
 from streams.evaluation.online import (
     DEFAULT,
     DEFAULT_ENSEMBLE,
+    ONLINE_CALIBRATION,
+    ReplayResult,
+    calibrate_online,
     default_detector_name,
     is_calibrated,
     make_detector,
+    reference_calibrator,
     replay_online,
     score_in_batches,
 )
 from streams.evaluation.report import ReportData, SeriesView, write_report
+from windowing.readers import epoch_seconds, read_csv_events, read_kdd, read_nab_csv
 
 __all__ = ["FORMATS", "SCHEMA_VERSION", "run_evaluation", "to_json"]
 
@@ -58,11 +83,27 @@ FORMATS = ("nab", "kdd", "csv")
 #: Bumped when a key of the result dict changes meaning or disappears.
 SCHEMA_VERSION = 1
 
-_ONLINE_CALIBRATION_WINDOW = 2000
 _WARMUP = 30
 _CALIBRATION_FRACTION = 0.2
 _MAX_FIT_ROWS = 50_000
 _MAX_CALIBRATION_ROWS = 20_000
+_MAX_TIMELINES = 20
+
+_ONLINE_CALIBRATION = (
+    "running tail probability: detectors.calibration.ScoreCalibrator over the detector's "
+    f"last {ONLINE_CALIBRATION['window']} raw scores (GPD tail beyond the "
+    f"{ONLINE_CALIBRATION['tail_quantile']} quantile)"
+)
+_REFERENCE_CALIBRATION = (
+    "tail probability under held-out normal TRAIN rows: detectors.calibration."
+    "ScoreCalibrator over their raw scores"
+)
+_OWN_CALIBRATION = "the detector's own (ensemble: a ScoreCalibrator per member)"
+_SENSOR_FILL = (
+    "a reading the feature pipeline refused gets the score of the previous scored row "
+    "(0 before the first); it is left out of the pooled metrics"
+)
+_CONNECTION_FILL = "a refused connection gets score 0; it is left out of the metrics"
 
 
 # -- helpers --------------------------------------------------------------------------------
@@ -152,104 +193,191 @@ def _fit_detector(det: Detector, mat: np.ndarray, names: list[str] | None) -> fl
     return time.perf_counter() - t0
 
 
+# -- sensor series (NAB, CSV) -----------------------------------------------------------------
+@dataclass
+class _SeriesRun:
+    """One series replayed: scores for every input row, and what produced them."""
+
+    fx: SensorFeatures
+    score: np.ndarray
+    scored: np.ndarray
+    replay: ReplayResult
+    detector: Detector
+    calibration: str
+    train_rows: int = 0
+    train_seconds: float = 0.0
+
+
+@dataclass
+class _SeriesInput:
+    timestamps: np.ndarray  # epoch seconds
+    values: np.ndarray
+    channels: dict[str, np.ndarray]
+    labels: np.ndarray | None = None
+
+
+def _sensor_detector(name: str, params: Mapping[str, Any], fx: SensorFeatures) -> Detector:
+    p = dict(params)
+    if name == DEFAULT_ENSEMBLE:
+        # The sensor ensemble reads hour/day-of-week at these positions (None: it has none).
+        p.setdefault("time_columns", fx.time_columns)
+    return make_detector(name, p, "sensors")[1]
+
+
+def _run_series(
+    entity: str,
+    series: _SeriesInput,
+    mode: FeatureMode,
+    name: str,
+    opts: dict[str, Any],
+    progress: Any,
+    train: _SeriesInput | None = None,
+) -> _SeriesRun:
+    """Features (windowing), then score-then-learn, then calibration, for one series."""
+    fx = sensor_features(
+        series.timestamps, series.values, series.channels, mode=mode, sensor_id=entity
+    )
+    det = _sensor_detector(name, opts["params"], fx)
+    calibrator = None
+    train_rows, train_seconds = 0, 0.0
+    if train is not None:
+        assert train.labels is not None
+        tfx = sensor_features(
+            train.timestamps, train.values, train.channels, mode=mode, sensor_id=entity
+        )
+        normal = np.flatnonzero(train.labels[tfx.index] == 0)
+        if normal.size < 10:
+            raise ValueError(f"{entity}: fewer than 10 normal training readings to fit on")
+        fit_pos, cal_pos = _split_normal(normal.size, opts["seed"])
+        train_seconds = _fit_detector(det, tfx.matrix[normal[fit_pos]], fx.names)
+        train_rows = int(fit_pos.size)
+        calibrator = reference_calibrator(score_in_batches(det, tfx.matrix[normal[cal_pos]])[0])
+    rr = replay_online(
+        det,
+        fx.matrix,
+        learn=opts["learn"],
+        batch_size=opts["batch_size"],
+        warmup=0 if train is not None else _WARMUP,
+        feature_names=fx.names,
+        progress=progress,
+    )
+    progress(len(fx.rejected))
+    if calibrator is not None:
+        finite = np.isfinite(rr.raw)
+        accepted = np.where(finite, calibrator.transform(np.where(finite, rr.raw, 0.0)), 0.0)
+        calibration = _REFERENCE_CALIBRATION
+    elif is_calibrated(det):
+        accepted = np.clip(np.nan_to_num(rr.raw, nan=0.0), 0.0, 1.0)
+        calibration = _OWN_CALIBRATION
+    else:
+        accepted = calibrate_online(rr.raw, min_history=_WARMUP, batch_size=opts["batch_size"])
+        calibration = _ONLINE_CALIBRATION
+    scored = np.zeros(fx.n_input, dtype=bool)
+    scored[fx.index] = True
+    return _SeriesRun(
+        fx,
+        fill_refused(accepted, fx.index, fx.n_input, carry=True),
+        scored,
+        rr,
+        det,
+        calibration,
+        train_rows,
+        train_seconds,
+    )
+
+
+def _series_card(run: _SeriesRun, entity: str, batch_size: int, card_metrics: dict) -> ModelCard:
+    rr = run.replay
+    return build_model_card(
+        run.detector,
+        entity=entity,
+        train_rows=run.train_rows + rr.n_learned,
+        train_seconds=run.train_seconds + rr.learn_seconds,
+        inference_seconds=rr.score_seconds,
+        inference_rows=rr.n_scored,
+        inference_mode=f"online, batch {batch_size}",
+        metrics=card_metrics,
+    )
+
+
 # -- NAB ------------------------------------------------------------------------------------
 def _evaluate_nab(
     path: Path, opts: dict[str, Any]
 ) -> tuple[dict[str, Any], ReportData, list[ModelCard]]:
-    corpus = _readers.read_nab_corpus(path)
+    corpus = find_nab_corpus(path)
     name = _resolve_name(opts["detector"], "sensors")
-    params = dict(opts["params"])
-    if name == DEFAULT_ENSEMBLE:
-        # The sensor ensemble reads hour/day-of-week columns after the value; without them
-        # it must be told there are none.
-        feats = opts["features"] or "diff+time"
-        if feats != "diff+time":
-            params.setdefault("time_columns", None)
-    else:
-        feats = opts["features"] or "diff"
-    if feats not in SENSOR_FEATURES:
-        raise ValueError(f"NAB features must be one of {', '.join(SENSOR_FEATURES)}")
-    calibration = f"running tail probability (window {_ONLINE_CALIBRATION_WINDOW})"
-    total = sum(f.values.size for f in corpus.files)
+    mode = parse_sensor_mode(opts["features"], default_time=name == DEFAULT_ENSEMBLE)
+    frames = [(s, read_nab_csv(s.path)) for s in corpus.series]
+    total = sum(len(frame) for _, frame in frames)
     bar = _progress(opts["progress"], total, "nab")
-    labeled, views, cards, results_files = [], [], [], []
+    labeled, runs = [], []
     replay_seconds = 0.0
-    for f in corpus.files:
-        mat, names = sensor_features(f.values, feats, f.timestamps)
-        _, det = make_detector(name, params, "sensors")
+    for s, frame in frames:
         t0 = time.perf_counter()
-        rr = replay_online(
-            det,
-            mat,
-            learn=opts["learn"],
-            batch_size=opts["batch_size"],
-            warmup=_WARMUP,
-            feature_names=names,
-            progress=bar.update,
+        run = _run_series(
+            s.name,
+            _SeriesInput(epoch_seconds(frame["timestamp"]), frame["value"].to_numpy(), {}),
+            mode,
+            name,
+            opts,
+            bar.update,
         )
-        if is_calibrated(det):
-            score = np.clip(np.nan_to_num(rr.raw, nan=0.0), 0.0, 1.0)
-            calibration = "the detector's own (ensemble)"
-        else:
-            score = RunningCalibrator(_ONLINE_CALIBRATION_WINDOW, _WARMUP).run(rr.raw)
         replay_seconds += time.perf_counter() - t0
-        win = nab.windows_to_indices(f.timestamps, f.windows)
-        labeled.append(nab.LabeledSeries(f.name, score, win))
-        label = np.zeros(score.size, dtype=np.int8)
+        stamps = naive_utc(frame["timestamp"])
+        win = nab.windows_to_indices(stamps, s.windows)
+        labeled.append(nab.LabeledSeries(s.name, run.score, win))
+        label = np.zeros(run.score.size, dtype=np.int8)
         for left, right in win:
             label[left : right + 1] = 1
-        views.append((f, score, label, rr, det, names))
+        runs.append((s, stamps, frame["value"].to_numpy(), label, run))
     bar.close()
 
     profiles = opts["profiles"] or list(nab.PROFILES)
     res = nab.score_corpus(labeled, profiles=profiles)
     first = next(iter(res.values()))
 
-    # Pooled row-level metrics over the rows NAB scores (probation excluded).
-    ys, ss, series_views = [], [], []
-    for f, score, label, rr, det, _names in views:
-        scorable = np.arange(score.size) >= nab.probation_length(score.size)
+    # Pooled row-level metrics over the rows NAB scores (probation excluded) that the
+    # detector scored (refused readings excluded).
+    ys, ss, series_views, cards, results_files = [], [], [], [], []
+    for s, stamps, values, label, run in runs:
+        scorable = (np.arange(run.score.size) >= nab.probation_length(run.score.size)) & run.scored
         ys.append(label[scorable])
-        ss.append(score[scorable])
+        ss.append(run.score[scorable])
         series_views.append(
-            SeriesView(f.name, f.timestamps, f.values, score, label, first.threshold, scorable)
+            SeriesView(s.name, stamps, values, run.score, label, first.threshold, scorable)
         )
-        sres = first.series[f.name]
+        sres = first.series[s.name]
         card_metrics: dict[str, Any] = {
             f"nab_raw_{first.profile}": sres["raw_score"],
             "windows_detected": f"{sres['windows_detected']}/{sres['windows']}",
             "fp_rows": sres["fp"],
         }
         if 0 < label[scorable].sum() < scorable.sum():
-            card_metrics["roc_auc"] = metrics.roc_auc(label[scorable], score[scorable])
-        cards.append(
-            build_model_card(
-                det,
-                entity=f.name,
-                train_rows=rr.n_learned,
-                train_seconds=rr.learn_seconds,
-                inference_seconds=rr.score_seconds,
-                inference_rows=rr.n_scored,
-                inference_mode=f"online, batch {opts['batch_size']}",
-                metrics=card_metrics,
-            )
-        )
+            card_metrics["roc_auc"] = metrics.roc_auc(label[scorable], run.score[scorable])
+        cards.append(_series_card(run, s.name, opts["batch_size"], card_metrics))
         if opts["out"] is not None:
-            results_files.append(_write_nab_result(opts["out"], name, f, score, label))
-    y, s = np.concatenate(ys), np.concatenate(ss)
+            results_files.append(
+                _write_nab_result(opts["out"], name, s, stamps, values, run.score, label)
+            )
+    y, sc = np.concatenate(ys), np.concatenate(ss)
     label_free = 1.0 - opts["alpha"]
+    first_run = runs[0][4]
     result: dict[str, Any] = {
-        "n_series": len(corpus.files),
+        "n_series": len(runs),
         "n_rows": int(total),
-        "n_anomalous_rows": int(sum(v[2].sum() for v in views)),
+        "n_anomalous_rows": int(sum(r[3].sum() for r in runs)),
         "detector": name,
-        "features": feats,
-        "calibration": calibration,
+        "features": mode.label,
+        "feature_pipeline": "windowing.SensorFeaturePipeline (one per series, stream defaults)",
+        "feature_names": first_run.fx.names,
+        "calibration": first_run.calibration,
         "nab": {p: r.to_dict() for p, r in res.items()},
         "metrics": _binary_metrics(
-            y, s, label_free, opts["alpha"], opts["cost_fn"], opts["cost_fp"]
+            y, sc, label_free, opts["alpha"], opts["cost_fn"], opts["cost_fp"]
         ),
         "skipped": corpus.skipped,
+        "rejected": rejection_summary({r[0].name: r[4].fx.rejected for r in runs}, _SENSOR_FILL),
+        "stationarity": {r[0].name: r[4].fx.stationarity() for r in runs},
         "timing": {
             "replay_seconds": replay_seconds,
             "events_per_s": total / replay_seconds if replay_seconds else None,
@@ -267,7 +395,7 @@ def _evaluate_nab(
     data = ReportData(
         title=f"NAB: {name}",
         y=y,
-        s=s,
+        s=sc,
         thresholds={f"NAB {first.profile}": first.threshold, **thresholds},
         series=series_views,
         nab_curves=curves,
@@ -278,15 +406,21 @@ def _evaluate_nab(
 
 
 def _write_nab_result(
-    out: Path, detector: str, f: _readers.NABFile, score: np.ndarray, label: np.ndarray
+    out: Path,
+    detector: str,
+    s: NABSeries,
+    stamps: np.ndarray,
+    values: np.ndarray,
+    score: np.ndarray,
+    label: np.ndarray,
 ) -> Path:
-    group_dir = out / detector / f.group if f.group else out / detector
+    group_dir = out / detector / s.group if s.group else out / detector
     group_dir.mkdir(parents=True, exist_ok=True)
-    path = group_dir / f"{detector}_{f.file}"
+    path = group_dir / f"{detector}_{s.file}"
     pd.DataFrame(
         {
-            "timestamp": pd.to_datetime(f.timestamps).strftime("%Y-%m-%d %H:%M:%S"),
-            "value": f.values,
+            "timestamp": pd.to_datetime(stamps).strftime("%Y-%m-%d %H:%M:%S"),
+            "value": values,
             "anomaly_score": score,
             "label": label,
         }
@@ -294,40 +428,48 @@ def _write_nab_result(
     return path
 
 
-# -- KDD ------------------------------------------------------------------------------------
-def _evaluate_kdd(
-    path: Path, opts: dict[str, Any]
-) -> tuple[dict[str, Any], ReportData, list[ModelCard]]:
-    if opts["train"] is None:
-        raise ValueError(
-            "format kdd needs --train TRAIN: the detector is fitted on its normal rows"
-        )
-    train = _readers.read_kdd(opts["train"])
-    test = _readers.read_kdd(path)
-    normal = np.flatnonzero(train.categories == "normal")
+# -- connections (KDD, connection CSVs) ------------------------------------------------------
+def _connection_detector_params(name: str, params: Mapping[str, Any], n_fit: int) -> dict:
+    out = dict(params)
+    if name == "robust_zscore":
+        # The stream's default window (one day of 5-min sensor readings) is meaningless
+        # here: keep every fitted normal row. Most connection features are constant on
+        # normal traffic (MAD 0): measure departures in hundredths of the training range.
+        out.setdefault("window", int(n_fit))
+        out.setdefault("min_scale", 0.01)
+    return out
+
+
+def _evaluate_connections(
+    path: Path,
+    train: pd.DataFrame,
+    train_normal: np.ndarray,
+    test: pd.DataFrame,
+    y: np.ndarray,
+    opts: dict[str, Any],
+    title: str,
+) -> tuple[dict[str, Any], ReportData, list[ModelCard], np.ndarray, np.ndarray]:
+    """Fit on normal TRAIN rows, score TEST in order. Also returns the score of every TEST
+    row and which rows were scored (the pipeline may refuse some)."""
+    normal = np.flatnonzero(train_normal)
     if normal.size < 10:
         raise ValueError(f"{opts['train']}: fewer than 10 normal rows to fit on")
     fit_pos, cal_pos = _split_normal(normal.size, opts["seed"])
-    scaler = NumericScaler().fit(train.features.iloc[normal[fit_pos]])
-    mat_fit = scaler.transform(train.features.iloc[normal[fit_pos]])
-    mat_cal = scaler.transform(train.features.iloc[normal[cal_pos]])
-    mat_test = scaler.transform(test.features)
-    names = list(scaler.columns_)
+    t0 = time.perf_counter()
+    cf = connection_features(train, normal[fit_pos], normal[cal_pos], test)
+    feature_seconds = time.perf_counter() - t0
+    batch = cf.test
+    mat_test = batch.values
+    index = np.asarray(batch.index if batch.index is not None else np.arange(len(batch)))
 
     name = _resolve_name(opts["detector"], "connections")
-    params = dict(opts["params"] or {})
-    if name == "robust_zscore":
-        # The stream's default window (one day of 5-min sensor readings) is meaningless
-        # here: keep every fitted normal row. Standardised features with a zero MAD (most
-        # KDD counters on normal traffic) are measured in tenths of a training std.
-        params.setdefault("window", int(mat_fit.shape[0]))
-        params.setdefault("min_scale", 0.1)
+    params = _connection_detector_params(name, opts["params"], cf.fit.shape[0])
     _, det = make_detector(name, params, "connections")
-    train_seconds = _fit_detector(det, mat_fit, names)
-    raw_cal, _ = score_in_batches(det, mat_cal)
-    calibrator = ReferenceCalibrator(raw_cal)
+    train_seconds = _fit_detector(det, cf.fit, cf.names)
+    raw_cal, _ = score_in_batches(det, cf.calibration)
+    calibrator = reference_calibrator(raw_cal)
 
-    bar = _progress(opts["progress"], mat_test.shape[0], "kdd")
+    bar = _progress(opts["progress"], len(test), title.lower())
     if opts["learn"]:
         rr = replay_online(
             det, mat_test, learn=True, batch_size=opts["batch_size"], warmup=0, progress=bar.update
@@ -336,17 +478,116 @@ def _evaluate_kdd(
     else:
         raw, infer_s = score_in_batches(det, mat_test, progress=bar.update)
         mode = "batch 10000"
+    bar.update(len(batch.rejected))
     bar.close()
-    score = calibrator.transform(raw)
-    y = test.is_anomaly
+    n = len(test)
+    score = fill_refused(calibrator.transform(raw), index, n, carry=False)
+    scored = np.zeros(n, dtype=bool)
+    scored[index] = True
     label_free = 1.0 - opts["alpha"]
-    m = _binary_metrics(y, score, label_free, opts["alpha"], opts["cost_fn"], opts["cost_fp"])
+    m = _binary_metrics(
+        y[scored], score[scored], label_free, opts["alpha"], opts["cost_fn"], opts["cost_fp"]
+    )
+    card = build_model_card(
+        det,
+        entity=Path(opts["train"]).name,
+        train_rows=cf.fit.shape[0],
+        train_seconds=train_seconds,
+        inference_seconds=infer_s,
+        inference_rows=mat_test.shape[0],
+        inference_mode=mode,
+        metrics={
+            "roc_auc": m.get("roc_auc"),
+            "average_precision": m.get("average_precision"),
+            "f1_best": m.get("best_f1", {}).get("f1"),
+            "f1_label_free": m["label_free"]["f1"],
+        },
+    )
+    result: dict[str, Any] = {
+        "train": str(opts["train"]),
+        "n_train_rows": len(train),
+        "n_fit_rows": int(cf.fit.shape[0]),
+        "n_calibration_rows": int(cf.calibration.shape[0]),
+        "n_rows": int(n),
+        "n_anomalous_rows": int(y.sum()),
+        "detector": name,
+        "features": (
+            f"windowing.ConnectionFeaturePipeline fitted on normal TRAIN rows: {len(cf.names)} "
+            "features (38 numeric, log1p on heavy-tailed fields, min-max scaled and clipped; "
+            "one-hot protocol_type, service, flag with an 'other' bucket)"
+        ),
+        "feature_names": cf.names,
+        "calibration": _REFERENCE_CALIBRATION,
+        "metrics": m,
+        "rejected": {
+            **rejection_summary({path.name: tuple(batch.rejected)}, _CONNECTION_FILL),
+            "train": rejection_summary(
+                {Path(opts["train"]).name: cf.train_rejected},
+                "refused training rows are not fitted on",
+            ),
+        },
+        "timing": {
+            "feature_seconds": feature_seconds,
+            "train_seconds": train_seconds,
+            "score_seconds": infer_s,
+            "events_per_s": mat_test.shape[0] / infer_s if infer_s else None,
+        },
+    }
+    if opts["out"] is not None:
+        opts["out"].mkdir(parents=True, exist_ok=True)
+        scores_path = opts["out"] / "scores.csv"
+        pd.DataFrame({"row": np.arange(n), "label": y, "score": score}).to_csv(
+            scores_path, index=False, float_format="%.10g"
+        )
+        result.setdefault("outputs", {})["scores"] = str(scores_path)
+    thresholds = {"label-free": label_free}
+    if "best_f1" in m:
+        thresholds = {"best F1": m["best_f1"]["threshold"], **thresholds}
+    view = SeriesView(
+        f"{path.name} (row order)",
+        np.arange(n),
+        None,
+        score,
+        y,
+        thresholds.get("best F1", label_free),
+        None if scored.all() else scored,
+    )
+    data = ReportData(
+        f"{title}: {name}",
+        y[scored],
+        score[scored],
+        thresholds,
+        [view],
+        cost_fn=opts["cost_fn"],
+        cost_fp=opts["cost_fp"],
+    )
+    return result, data, [card], score, scored
 
-    cats: dict[str, Any] = {}
-    is_normal = test.categories == "normal"
+
+def _evaluate_kdd(
+    path: Path, opts: dict[str, Any]
+) -> tuple[dict[str, Any], ReportData, list[ModelCard]]:
+    if opts["train"] is None:
+        raise ValueError(
+            "format kdd needs --train TRAIN: the detector is fitted on its normal rows"
+        )
+    train = read_kdd(opts["train"])
+    test = read_kdd(path)
+    categories = kdd_categories(test["label"])
+    y = (categories != "normal").astype(np.int8)
+    result, data, cards, score, scored = _evaluate_connections(
+        path, train, kdd_categories(train["label"]) == "normal", test, y, opts, "KDD"
+    )
+    m = result["metrics"]
+    label_free = 1.0 - opts["alpha"]
     t_best = m.get("best_f1", {}).get("threshold", label_free)
+    labels = test["label"].to_numpy(dtype=object)
+    # Per category and attack, over the rows that were scored.
+    categories, labels, score = categories[scored], labels[scored], score[scored]
+    cats: dict[str, Any] = {}
+    is_normal = categories == "normal"
     for cat in CATEGORIES:
-        rows = test.categories == cat
+        rows = categories == cat
         if not rows.any():
             continue
         entry: dict[str, Any] = {"rows": int(rows.sum()), "mean_score": float(score[rows].mean())}
@@ -364,179 +605,153 @@ def _evaluate_kdd(
                 )
         cats[cat] = entry
     attacks = {}
-    for lab in np.unique(test.labels):
-        rows = test.labels == lab
+    for lab in np.unique(labels.astype(str)):
+        rows = labels == lab
         attacks[str(lab)] = {
             "rows": int(rows.sum()),
             "detected_best_f1": float(np.mean(score[rows] >= t_best)),
             "detected_label_free": float(np.mean(score[rows] >= label_free)),
         }
-
-    card = build_model_card(
-        det,
-        entity=Path(opts["train"]).name,
-        train_rows=mat_fit.shape[0],
-        train_seconds=train_seconds,
-        inference_seconds=infer_s,
-        inference_rows=mat_test.shape[0],
-        inference_mode=mode,
-        metrics={
-            "roc_auc": m.get("roc_auc"),
-            "average_precision": m.get("average_precision"),
-            "f1_best": m.get("best_f1", {}).get("f1"),
-            "f1_label_free": m["label_free"]["f1"],
-        },
-    )
-    result: dict[str, Any] = {
-        "train": str(opts["train"]),
-        "n_train_rows": int(train.labels.size),
-        "n_fit_rows": int(mat_fit.shape[0]),
-        "n_calibration_rows": int(mat_cal.shape[0]),
-        "n_rows": int(y.size),
-        "n_anomalous_rows": int(y.sum()),
-        "detector": name,
-        "features": f"{len(names)} numeric features, log1p counts, standardised on normal TRAIN",
-        "calibration": "tail probability under held-out normal TRAIN rows",
-        "metrics": m,
-        "categories": cats,
-        "attacks": attacks,
-        "timing": {
-            "train_seconds": train_seconds,
-            "score_seconds": infer_s,
-            "events_per_s": y.size / infer_s if infer_s else None,
-        },
-    }
-    if opts["out"] is not None:
-        opts["out"].mkdir(parents=True, exist_ok=True)
-        scores_path = opts["out"] / "scores.csv"
-        pd.DataFrame({"row": np.arange(y.size), "label": y, "score": score}).to_csv(
-            scores_path, index=False, float_format="%.10g"
-        )
-        result.setdefault("outputs", {})["scores"] = str(scores_path)
-    thresholds = {"label-free": label_free}
-    if "best_f1" in m:
-        thresholds = {"best F1": m["best_f1"]["threshold"], **thresholds}
-    view = SeriesView(
-        f"{path.name} (row order)",
-        np.arange(y.size),
-        None,
-        score,
-        y,
-        thresholds.get("best F1", label_free),
-    )
-    data = ReportData(
-        f"KDD: {name}",
-        y,
-        score,
-        thresholds,
-        [view],
-        cost_fn=opts["cost_fn"],
-        cost_fp=opts["cost_fp"],
-    )
-    return result, data, [card]
+    result["categories"] = cats
+    result["attacks"] = attacks
+    return result, data, cards
 
 
 # -- generic CSV ----------------------------------------------------------------------------
+def _read_labelled_csv(path: Path, label_column: str | None) -> pd.DataFrame:
+    header = list(pd.read_csv(path, nrows=0).columns)
+    return read_csv_events(path, label_col=find_label_column(header, label_column, path))
+
+
+def _entities(frame: pd.DataFrame) -> list[tuple[str, np.ndarray]]:
+    """``(entity, input positions)`` in order of first appearance (one series without ids)."""
+    if "sensor_id" not in frame:
+        return [("", np.arange(len(frame)))]
+    codes, uniques = pd.factorize(frame["sensor_id"])
+    return [(str(u), np.flatnonzero(codes == k)) for k, u in enumerate(uniques)]
+
+
+def _series_input(frame: pd.DataFrame, rows: np.ndarray, with_labels: bool) -> _SeriesInput:
+    part = frame.iloc[rows]
+    channels = {c: part[c].to_numpy() for c in frame.attrs.get("channels", [])}
+    labels = binary_labels(part["label"]) if with_labels else None
+    return _SeriesInput(
+        epoch_seconds(part["timestamp"]), part["value"].to_numpy(), channels, labels
+    )
+
+
 def _evaluate_csv(
     path: Path, opts: dict[str, Any]
 ) -> tuple[dict[str, Any], ReportData, list[ModelCard]]:
-    table = _readers.read_labeled_csv(path, opts["label_column"])
-    feats = opts["features"] or "raw"
-    if feats not in ("raw", "diff"):
-        raise ValueError("CSV features must be 'raw' or 'diff'")
-
-    def transform(mat: np.ndarray) -> np.ndarray:
-        return (
-            np.vstack([np.zeros((1, mat.shape[1])), np.diff(mat, axis=0)])
-            if feats == "diff"
-            else mat
-        )
-
-    mat = transform(table.features)
-    names = table.feature_names
-    source = "sensors" if mat.shape[1] == 1 else "connections"
-    name = _resolve_name(opts["detector"], source)
-    params = dict(opts["params"])
-    if name == DEFAULT_ENSEMBLE and source == "sensors":
-        params.setdefault("time_columns", None)
-    _, det = make_detector(name, params, source)
-    train_rows, train_seconds = 0, 0.0
-    if opts["train"] is not None:
-        tr = _readers.read_labeled_csv(opts["train"], opts["label_column"])
-        mat_tr = transform(tr.features)[tr.labels == 0]
-        fit_pos, cal_pos = _split_normal(mat_tr.shape[0], opts["seed"])
-        train_seconds = _fit_detector(det, mat_tr[fit_pos], names)
-        train_rows = fit_pos.size
-        calibrator: ReferenceCalibrator | None = ReferenceCalibrator(
-            score_in_batches(det, mat_tr[cal_pos])[0]
-        )
-        calibration = "tail probability under held-out normal TRAIN rows"
-    else:
-        calibrator = None
-        calibration = f"running tail probability (window {_ONLINE_CALIBRATION_WINDOW})"
-    bar = _progress(opts["progress"], mat.shape[0], "csv")
-    rr = replay_online(
-        det,
-        mat,
-        learn=opts["learn"],
-        batch_size=opts["batch_size"],
-        warmup=0 if opts["train"] is not None else _WARMUP,
-        feature_names=names,
-        progress=bar.update,
+    frame = _read_labelled_csv(path, opts["label_column"])
+    train = (
+        _read_labelled_csv(opts["train"], opts["label_column"])
+        if opts["train"] is not None
+        else None
     )
+    y = binary_labels(frame["label"])
+    if frame.attrs.get("kind") == "connections":
+        if train is None or train.attrs.get("kind") != "connections":
+            raise ValueError(
+                "a connection CSV needs --train TRAIN (a connection CSV too): the feature "
+                "pipeline and the detector are fitted on its normal rows"
+            )
+        result, data, cards, _, _ = _evaluate_connections(
+            path, train, binary_labels(train["label"]) == 0, frame, y, opts, "CSV"
+        )
+        return result, data, cards
+    if train is not None and train.attrs.get("kind") != "sensors":
+        raise ValueError(f"{opts['train']}: a sensor CSV needs a sensor CSV to train on")
+
+    name = _resolve_name(opts["detector"], "sensors")
+    mode = parse_sensor_mode(opts["features"], default_time=name == DEFAULT_ENSEMBLE)
+    train_groups = dict(_entities(train)) if train is not None else {}
+    n = len(frame)
+    score = np.zeros(n)
+    scored = np.zeros(n, dtype=bool)
+    bar = _progress(opts["progress"], n, "csv")
+    runs: list[tuple[str, np.ndarray, _SeriesRun]] = []
+    score_s = learn_s = 0.0
+    for entity, rows in _entities(frame):
+        train_input = None
+        if train is not None:
+            if entity not in train_groups:
+                raise ValueError(f"{opts['train']}: no training rows for sensor {entity!r}")
+            train_input = _series_input(train, train_groups[entity], with_labels=True)
+        run = _run_series(
+            entity or path.stem,
+            _series_input(frame, rows, with_labels=False),
+            mode,
+            name,
+            opts,
+            bar.update,
+            train_input,
+        )
+        score[rows] = run.score
+        scored[rows] = run.scored
+        score_s += run.replay.score_seconds
+        learn_s += run.train_seconds + run.replay.learn_seconds
+        runs.append((entity, rows, run))
     bar.close()
-    if calibrator is not None:
-        score = np.where(np.isfinite(rr.raw), calibrator.transform(np.nan_to_num(rr.raw)), 0.0)
-    elif is_calibrated(det):
-        score = np.clip(np.nan_to_num(rr.raw, nan=0.0), 0.0, 1.0)
-        calibration = "the detector's own (ensemble)"
-    else:
-        score = RunningCalibrator(_ONLINE_CALIBRATION_WINDOW, _WARMUP).run(rr.raw)
-    y = table.labels
     label_free = 1.0 - opts["alpha"]
-    m = _binary_metrics(y, score, label_free, opts["alpha"], opts["cost_fn"], opts["cost_fp"])
-    card = build_model_card(
-        det,
-        entity=path.name,
-        train_rows=train_rows + rr.n_learned,
-        train_seconds=train_seconds + rr.learn_seconds,
-        inference_seconds=rr.score_seconds,
-        inference_rows=rr.n_scored,
-        inference_mode=f"online, batch {opts['batch_size']}",
-        metrics={"roc_auc": m.get("roc_auc"), "average_precision": m.get("average_precision")},
+    m = _binary_metrics(
+        y[scored], score[scored], label_free, opts["alpha"], opts["cost_fn"], opts["cost_fp"]
     )
+    card_metrics = {"roc_auc": m.get("roc_auc"), "average_precision": m.get("average_precision")}
+    cards = [
+        _series_card(run, entity or path.name, opts["batch_size"], card_metrics)
+        for entity, _, run in runs
+    ]
+    first = runs[0][2]
     result: dict[str, Any] = {
-        "n_rows": int(y.size),
+        "n_rows": int(n),
         "n_anomalous_rows": int(y.sum()),
+        "n_series": len(runs),
         "detector": name,
-        "features": f"{feats}: {', '.join(names)}",
-        "calibration": calibration,
+        "features": mode.label,
+        "feature_pipeline": "windowing.SensorFeaturePipeline (one per sensor, stream defaults)",
+        "feature_names": first.fx.names,
+        "calibration": first.calibration,
         "metrics": m,
-        "timing": {"score_seconds": rr.score_seconds, "learn_seconds": rr.learn_seconds},
+        "rejected": rejection_summary(
+            {entity or path.name: run.fx.rejected for entity, _, run in runs}, _SENSOR_FILL
+        ),
+        "stationarity": {entity or path.name: run.fx.stationarity() for entity, _, run in runs},
+        "timing": {"score_seconds": score_s, "learn_seconds": learn_s},
     }
     if opts["out"] is not None:
         opts["out"].mkdir(parents=True, exist_ok=True)
         scores_path = opts["out"] / "scores.csv"
-        pd.DataFrame({"row": np.arange(y.size), "label": y, "score": score}).to_csv(
+        pd.DataFrame({"row": np.arange(n), "label": y, "score": score}).to_csv(
             scores_path, index=False, float_format="%.10g"
         )
         result.setdefault("outputs", {})["scores"] = str(scores_path)
     thresholds = {"label-free": label_free}
     if "best_f1" in m:
         thresholds = {"best F1": m["best_f1"]["threshold"], **thresholds}
-    x = table.timestamps if table.timestamps is not None else np.arange(y.size)
-    values = table.features[:, 0] if table.features.shape[1] == 1 else None
-    view = SeriesView(path.name, x, values, score, y, thresholds.get("best F1", label_free))
+    views = []
+    for entity, rows, run in runs[:_MAX_TIMELINES]:
+        views.append(
+            SeriesView(
+                f"{path.name} {entity}".strip() if entity else path.name,
+                naive_utc(frame["timestamp"].iloc[rows]),
+                frame["value"].to_numpy()[rows],
+                run.score,
+                y[rows],
+                thresholds.get("best F1", label_free),
+                None if run.scored.all() else run.scored,
+            )
+        )
     data = ReportData(
         f"CSV: {name}",
-        y,
-        score,
+        y[scored],
+        score[scored],
         thresholds,
-        [view],
+        views,
         cost_fn=opts["cost_fn"],
         cost_fp=opts["cost_fp"],
     )
-    return result, data, [card]
+    return result, data, cards
 
 
 _RUNNERS = {"nab": _evaluate_nab, "kdd": _evaluate_kdd, "csv": _evaluate_csv}
@@ -572,7 +787,7 @@ def run_evaluation(
         ``nab``, ``kdd`` or ``csv``.
     detector, detector_params
         Registry name (default: the source's default detector) and constructor parameters.
-        ``ensemble`` uses ``detectors.ensemble.default_ensemble(source)`` once it exists.
+        ``default`` / ``default_ensemble`` is ``detectors.ensemble.default_ensemble(source)``.
     profiles
         NAB profiles to score (default all three).
     train
@@ -582,7 +797,10 @@ def run_evaluation(
         Folder for the NAB results layout or ``scores.csv``, the plots, ``report.html`` and
         the model cards. Nothing is written without it.
     features
-        NAB: ``diff`` (default), ``level``, ``diff+level``; CSV: ``raw`` (default) or ``diff``.
+        Sensor series (NAB, sensor CSVs): ``auto`` (the feature pipeline's stationarity
+        test decides whether to difference), ``diff`` or ``level`` (forced), each optionally
+        ``+time`` (hour and weekday columns). Default: ``auto+time`` for the default
+        ensemble, ``auto`` for other detectors. Connections: not used.
     learn
         Learn online from the evaluated rows after scoring them (default: yes for NAB and
         CSV, no for KDD, whose test traffic is mostly attacks).

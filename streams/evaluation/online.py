@@ -3,6 +3,11 @@
 The score of row ``i`` only depends on rows ``< i`` (with ``batch_size > 1``, on rows before
 its micro-batch): no look-ahead, and the detector never sees a label. Time spent scoring and
 learning is accumulated separately, for the model cards.
+
+Raw scores of detectors that do not calibrate themselves are mapped to [0, 1] by
+:class:`detectors.calibration.ScoreCalibrator`, the calibrator of the stream's ensembles:
+:func:`calibrate_online` against the detector's recent raw scores (prequential: a score
+never calibrates itself), :func:`reference_calibrator` against held-out normal rows.
 """
 
 from __future__ import annotations
@@ -16,15 +21,19 @@ import numpy as np
 
 import detectors
 from detectors.base import Detector
+from detectors.calibration import ScoreCalibrator
 
 __all__ = [
     "DEFAULT",
     "DEFAULT_ENSEMBLE",
     "ISOLATION_FOREST_NAMES",
+    "ONLINE_CALIBRATION",
     "ReplayResult",
+    "calibrate_online",
     "default_detector_name",
     "is_calibrated",
     "make_detector",
+    "reference_calibrator",
     "replay_online",
     "score_in_batches",
 ]
@@ -35,6 +44,10 @@ ISOLATION_FOREST_NAMES = ("isolation_forest", "iforest", "isolationforest")
 DEFAULT = "default"
 #: Name reported for ``detectors.ensemble.default_ensemble(source)``.
 DEFAULT_ENSEMBLE = "default_ensemble"
+#: ``ScoreCalibrator`` settings of the online replay: those the stream gives a sensor
+#: detector that is not the default ensemble (``streams.scoring.make_sensor_detector``
+#: wraps it in a one-member ensemble with this calibration).
+ONLINE_CALIBRATION: dict[str, Any] = {"window": 1000, "tail_quantile": 0.95}
 
 
 def _default_ensemble_factory() -> Callable[..., Detector] | None:
@@ -48,10 +61,10 @@ def _default_ensemble_factory() -> Callable[..., Detector] | None:
 def default_detector_name(source: str) -> str:
     """What ``evaluate`` runs when no detector is named.
 
-    ``default_ensemble`` when ``detectors.ensemble.default_ensemble`` exists (the pipeline's
-    own choice). Otherwise the stopgap: sensors get ``robust_zscore`` (on first
-    differences, see the harness); connections an Isolation-Forest-like detector when one
-    is registered, else ``robust_zscore``.
+    ``default_ensemble``: ``detectors.ensemble.default_ensemble(source)``, the pipeline's own
+    choice. (Should that factory be missing from a build, sensors fall back to
+    ``robust_zscore`` and connections to an Isolation-Forest-like detector when one is
+    registered, else ``robust_zscore``.)
     """
     if _default_ensemble_factory() is not None:
         return DEFAULT_ENSEMBLE
@@ -174,3 +187,60 @@ def score_in_batches(
         if progress is not None:
             progress(stop - start)
     return out, seconds
+
+
+def calibrate_online(
+    raw: np.ndarray,
+    *,
+    window: int = ONLINE_CALIBRATION["window"],
+    tail_quantile: float = ONLINE_CALIBRATION["tail_quantile"],
+    min_history: int = 30,
+    batch_size: int = 1,
+) -> np.ndarray:
+    """Calibrated scores in [0, 1] of a replay's raw scores, in order, without look-ahead.
+
+    Each micro-batch is calibrated by a :class:`~detectors.calibration.ScoreCalibrator`
+    holding the last ``window`` raw scores before it, then added to it (what
+    :class:`~detectors.ensemble.Ensemble` does for each of its members). Until
+    ``min_history`` scores are in, and for NaN raw scores (detector still warming up), the
+    calibrated score is 0.
+
+    >>> rng = np.random.default_rng(0)
+    >>> raw = np.r_[np.full(10, np.nan), rng.exponential(size=600), 8.0, 12.0]
+    >>> cal = calibrate_online(raw, window=500, min_history=20)
+    >>> bool((cal[:30] == 0).all() and cal[30:].mean() > 0.4), bool(0.999 < cal[-2] < cal[-1])
+    (True, True)
+    """
+    raw = np.asarray(raw, dtype=np.float64).reshape(-1)
+    out = np.zeros(raw.size)
+    cal = ScoreCalibrator(window=window, tail_quantile=tail_quantile)
+    for start in range(0, raw.size, max(1, batch_size)):
+        chunk = raw[start : start + max(1, batch_size)]
+        finite = np.isfinite(chunk)
+        if not finite.any():
+            continue
+        if cal.is_fitted and min(cal.count_, cal.window) >= min_history:
+            out[start : start + chunk.size] = np.where(
+                finite, cal.transform(np.where(finite, chunk, 0.0)), 0.0
+            )
+        cal.learn_many(chunk[finite])
+    return out
+
+
+def reference_calibrator(
+    reference: np.ndarray, tail_quantile: float = ONLINE_CALIBRATION["tail_quantile"]
+) -> ScoreCalibrator:
+    """A :class:`~detectors.calibration.ScoreCalibrator` over a fixed reference sample
+    (raw scores of held-out normal rows), every score of it kept.
+
+    >>> rng = np.random.default_rng(0)
+    >>> cal = reference_calibrator(rng.normal(size=2000))
+    >>> p = cal.transform(rng.normal(size=2000))
+    >>> bool(abs(np.mean(p >= 0.99) - 0.01) < 0.006)
+    True
+    """
+    ref = np.asarray(reference, dtype=np.float64).reshape(-1)
+    ref = ref[np.isfinite(ref)]
+    if ref.size == 0:
+        raise ValueError("no finite reference score to calibrate against")
+    return ScoreCalibrator(window=int(ref.size), tail_quantile=tail_quantile).fit(ref)

@@ -3,7 +3,8 @@
 Plots (matplotlib, Agg backend, no display needed):
 
 * ``timeline_<series>.png`` — value and calibrated score over time, labelled anomalies
-  shaded red, NAB probation shaded grey, detections at the chosen threshold marked;
+  shaded red, rows not scored (NAB probation, readings the feature pipeline refused) shaded
+  grey, detections at the chosen threshold marked;
 * ``roc.png`` / ``pr.png`` — ROC and precision-recall curves with the operating points;
 * ``threshold_sweep.png`` — precision, recall, F1, F2 and the cost of errors against the
   threshold (logit axis: the useful thresholds of tail-probability scores are 0.99, 0.999...);
@@ -205,7 +206,7 @@ def plot_timeline(view: SeriesView, path: Path) -> Path:
     for ax in axes:
         _shade(ax, x, view.labels.astype(bool), "tab:red", 0.18, "labelled anomaly")
         if view.scorable is not None and (~view.scorable).any():
-            _shade(ax, x, ~view.scorable, "0.5", 0.2, "probation (not scored)")
+            _shade(ax, x, ~view.scorable, "0.5", 0.2, "not scored")
     if view.values is not None:
         ax = axes[0]
         keep = _thin(n, _MAX_LINE_POINTS)

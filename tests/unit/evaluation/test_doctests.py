@@ -8,9 +8,9 @@ import importlib
 import pytest
 
 MODULES = [
-    "streams.evaluation._calibration",
-    "streams.evaluation._features",
     "streams.evaluation.cli",
+    "streams.evaluation.datasets",
+    "streams.evaluation.features",
     "streams.evaluation.kdd_categories",
     "streams.evaluation.microbench",
     "streams.evaluation.model_card",

@@ -14,10 +14,15 @@ from typer.testing import CliRunner
 
 import detectors
 from detectors.base import Detector
+from detectors.calibration import ScoreCalibrator
 from streams.evaluation import run_evaluation, to_json
-from streams.evaluation._calibration import ReferenceCalibrator, RunningCalibrator, tail_score
 from streams.evaluation.cli import evaluate_command
-from streams.evaluation.online import make_detector, replay_online
+from streams.evaluation.online import (
+    calibrate_online,
+    make_detector,
+    reference_calibrator,
+    replay_online,
+)
 
 from .conftest import WINDOW, write_nab_corpus
 
@@ -45,12 +50,12 @@ class _BatchMeanDistance(Detector):
     name = "test_batch_mean_distance"
     online = False
 
-    def fit(self, X: Any, feature_names: Any = None) -> _BatchMeanDistance:  # noqa: N803
+    def fit(self, X: Any, feature_names: Any = None) -> _BatchMeanDistance:
         self.mean_ = np.asarray(X, dtype=float).mean(axis=0)
         self.n_features_in_ = self.mean_.size
         return self
 
-    def score_many(self, X: Any) -> np.ndarray:  # noqa: N803
+    def score_many(self, X: Any) -> np.ndarray:
         return np.abs(np.asarray(X, dtype=float) - self.mean_).max(axis=1)
 
 
@@ -60,26 +65,36 @@ def test_replay_batch_detector_is_fitted_on_the_warmup_prefix() -> None:
     assert rr.n_learned == 50 and np.isnan(rr.raw[:50]).all() and rr.n_scored == 150
 
 
-def test_running_calibration_is_causal_and_in_unit_interval() -> None:
+def test_online_calibration_is_causal_and_is_the_detectors_calibrator() -> None:
     raw = np.abs(np.random.default_rng(2).standard_t(3, size=1000))
-    cal = RunningCalibrator(window=200, min_history=30).run(raw)
-    assert (cal[:30] == 0).all() and ((cal >= 0) & (cal <= 1)).all()
+    raw[:5] = np.nan  # detector not ready yet
+    cal = calibrate_online(raw, window=200, min_history=30)
+    assert (cal[:35] == 0).all() and ((cal >= 0) & (cal <= 1)).all()
     changed = raw.copy()
     changed[600:] *= 10
-    np.testing.assert_array_equal(cal[:600], RunningCalibrator(200, 30).run(changed)[:600])
-    # The one-value fast path equals the vectorised formula.
-    hist = np.sort(raw[400:600])
-    assert cal[600] == pytest.approx(tail_score(hist, raw[600:601])[0])
+    np.testing.assert_array_equal(
+        cal[:600], calibrate_online(changed, window=200, min_history=30)[:600]
+    )
+    # Row 600 is calibrated by detectors.calibration.ScoreCalibrator over the 200 raw
+    # scores before it (never itself), as the stream's ensembles calibrate their members.
+    ref = ScoreCalibrator(window=200, tail_quantile=0.95).fit(raw[400:600])
+    assert cal[600] == pytest.approx(ref.transform([raw[600]])[0])
+    # Micro-batches: every row of a batch is calibrated against what came before the batch.
+    batched = calibrate_online(raw, window=200, min_history=30, batch_size=50)
+    ref = ScoreCalibrator(window=200, tail_quantile=0.95).fit(raw[400:600])
+    np.testing.assert_allclose(batched[600:650], ref.transform(raw[600:650]))
 
 
 def test_reference_calibration_is_uniform_on_reference_like_data() -> None:
     rng = np.random.default_rng(3)
-    cal = ReferenceCalibrator(rng.normal(size=5000))
+    cal = reference_calibrator(rng.normal(size=5000))
+    assert cal.window == 5000  # the whole held-out sample is the reference
     p = cal.transform(rng.normal(size=5000))
     assert abs(np.mean(p >= 0.99) - 0.01) < 0.005
-    assert cal.transform(np.array([10.0, 20.0])).tolist() == sorted(
-        cal.transform(np.array([10.0, 20.0]))
-    )
+    high = cal.transform(np.array([10.0, 20.0]))
+    assert high[0] < high[1]  # beyond the reference, the fitted tail keeps them ordered
+    with pytest.raises(ValueError):
+        reference_calibrator(np.array([np.nan]))
 
 
 def test_default_detector_resolution() -> None:
@@ -156,12 +171,19 @@ def test_nab_scores_do_not_depend_on_the_future_or_on_labels(tmp_path: Path) -> 
 
 def test_nab_profile_selection_and_features(nab_corpus: Path) -> None:
     res = run_evaluation(
-        nab_corpus, format="nab", profiles=["reward_low_FN"], features="diff+level", **FAST
+        nab_corpus, format="nab", profiles=["reward_low_FN"], features="diff+time", **FAST
     )
-    assert list(res["nab"]) == ["reward_low_FN_rate"] and res["features"] == "diff+level"
+    assert list(res["nab"]) == ["reward_low_FN_rate"] and res["features"] == "diff+time"
+    assert res["feature_names"] == ["value_z", "hour_sin", "hour_cos", "dow_sin", "dow_cos"]
+    # Forced differencing: every row after the first is the z-score of a difference.
+    assert all(st["differenced_share"] > 0.99 for st in res["stationarity"].values())
     assert "outputs" not in res  # nothing written without --out
-    with pytest.raises(ValueError, match="features"):
-        run_evaluation(nab_corpus, format="nab", features="fourier", **FAST)
+    level = run_evaluation(nab_corpus, format="nab", features="level", **FAST)
+    assert level["feature_names"] == ["value_z"]
+    assert all(st["differenced_share"] == 0 for st in level["stationarity"].values())
+    for bad in ("fourier", "diff+level"):
+        with pytest.raises(ValueError, match="features"):
+            run_evaluation(nab_corpus, format="nab", features=bad, **FAST)
 
 
 # -- KDD ----------------------------------------------------------------------------------
