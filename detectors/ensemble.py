@@ -261,7 +261,8 @@ class Ensemble(Detector):
     def clone(self) -> Ensemble:
         return Ensemble(members=self.members, method=self.method,
                         calibration=self.calibration,
-                        calibration_fraction=self.calibration_fraction, gate=self.gate)
+                        calibration_fraction=self.calibration_fraction, gate=self.gate,
+                        calibration_gate=self.calibration_gate)
 
     @property
     def members_(self) -> dict[str, Detector]:

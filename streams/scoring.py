@@ -43,6 +43,8 @@ __all__ = [
 ]
 
 SOURCE_SENSORS = "sensors"
+#: Feature-name prefixes of windowing's calendar context columns.
+_CALENDAR_PREFIXES = ("hour_", "dow_")
 _ALERT_NAMESPACE = uuid.UUID("6f1c2a0e-7d4b-4c1e-9a57-3b1f0d5e8a11")
 
 
@@ -200,26 +202,32 @@ class SensorModelConfig:
     chunk: int = 8
 
 
-def make_sensor_detector(config: SensorModelConfig, value_columns: int = 1) -> Detector:
-    """The sensor detector named in ``config``.
+def make_sensor_detector(config: SensorModelConfig, names: Sequence[str]) -> Detector:
+    """The sensor detector named in ``config``, for feature columns ``names``.
 
     ``robust_zscore`` (the default) is used as is and calibrated analytically (see
-    :func:`calibrate_z`); ``default_ensemble`` is detectors' sensor ensemble; any other
-    registered detector is wrapped in a one-member ensemble so its score is an empirical
-    tail probability in [0, 1].
+    :func:`calibrate_z`); ``default_ensemble`` is detectors' sensor ensemble, told where the
+    calendar columns are; any other registered detector is wrapped in a one-member ensemble
+    on the value columns so its score is an empirical tail probability in [0, 1].
+
+    >>> make_sensor_detector(SensorModelConfig(), ["value_z", "hour_sin"]).name
+    'robust_zscore'
     """
+    time_cols = [i for i, n in enumerate(names) if n.startswith(_CALENDAR_PREFIXES)]
+    value_cols = [i for i, n in enumerate(names) if not n.startswith(_CALENDAR_PREFIXES)]
     if config.detector == "robust_zscore":
-        return RobustZScore(window=288)
+        # value_z is already a robust z-score; the floor keeps a flat stretch (MAD 0) from
+        # turning the next tiny wiggle into an "infinitely" rare event.
+        return RobustZScore(window=288, min_scale=0.5)
     if config.detector == "default_ensemble":
-        return default_ensemble("sensors")
+        if len(value_cols) == 1 and time_cols:
+            return default_ensemble("sensors", time_columns=time_cols)
+        return default_ensemble("sensors", time_columns=None)
     member = create_detector(config.detector)
     return Ensemble(
-        members=[
-            {"detector": member, "columns": list(range(value_columns)), "name": config.detector}
-        ],
+        members=[{"detector": member, "columns": value_cols, "name": config.detector}],
         method="max",
         calibration={"window": 1000, "tail_quantile": 0.95},
-        calibration_gate=0.99,
     )
 
 
@@ -264,7 +272,8 @@ class SensorScorer:
             tz=c.tz,
             warmup=c.stationarity_warmup,
         )
-        self.detector = detector or make_sensor_detector(c)
+        # Built on the first readings, when the feature names (extra channels) are known.
+        self.detector = detector
         self.episodes = episodes or EpisodeTracker()
         self.n_scored = n_scored
         #: Input position of the last event this state has absorbed, as (partition, offset).
@@ -300,6 +309,8 @@ class SensorScorer:
             return [], dead
         X = np.vstack([fv.values for fv, _, _ in rows])
         names = list(rows[0][0].names)
+        if self.detector is None:
+            self.detector = make_sensor_detector(self.config, names)
         vcols = self._value_columns()
         events: list[ScoredEvent] = []
         # A backlog arrives as one big batch; scoring all of it against the state at its
@@ -321,10 +332,16 @@ class SensorScorer:
 
     def _value_columns(self) -> list[int]:
         # Calendar columns are context for seasonal detectors, not evidence on their own.
-        return [i for i, n in enumerate(self.features.names) if not n.startswith(("hour_", "dow_"))]
+        return [
+            i for i, n in enumerate(self.features.names) if not n.startswith(_CALENDAR_PREFIXES)
+        ]
 
     def _scores(self, X: np.ndarray) -> np.ndarray:
-        if not self.detector.is_fitted or getattr(self.detector, "n_seen", 2) < 2:
+        if (
+            self.detector is None
+            or not self.detector.is_fitted
+            or (getattr(self.detector, "n_seen", 2) < 2)
+        ):
             return np.zeros(len(X))
         if isinstance(self.detector, Ensemble):
             return np.clip(self.detector.score_many(X), 0.0, 1.0)
@@ -421,7 +438,7 @@ class SensorScorer:
             "sensor_id": self.sensor_id,
             "config": asdict(self.config),
             "features": self.features.to_state(),
-            "detector": self.detector.to_state(),
+            "detector": None if self.detector is None else self.detector.to_state(),
             "episodes": self.episodes.to_state(),
             "n_scored": self.n_scored,
             "position": list(self.position) if self.position is not None else None,
@@ -435,7 +452,9 @@ class SensorScorer:
             state["sensor_id"],
             SensorModelConfig(**state["config"]),
             features=SensorFeaturePipeline.from_state(state["features"]),
-            detector=(
+            detector=None
+            if state["detector"] is None
+            else (
                 RobustZScore if state["config"]["detector"] == "robust_zscore" else Detector
             ).from_state(state["detector"]),
             episodes=EpisodeTracker.from_state(state["episodes"]),

@@ -211,3 +211,32 @@ def test_replayed_events_already_in_the_state_are_not_scored_again() -> None:
     ref_a, _ = score_sensor_batch(recs[:30], whole, AlertPolicy())
     ref_b, _ = score_sensor_batch(recs[30:40], whole, AlertPolicy())
     assert [e.score for e in first + again] == [e.score for e in ref_a + ref_b]
+
+
+def test_extra_channels_keep_calendar_columns_in_place_for_the_ensemble() -> None:
+    rng = np.random.default_rng(7)
+    recs = [
+        _rec(
+            {
+                "sensor_id": "s1",
+                "timestamp": 1.7e9 + 60 * i,
+                "value": float(v),
+                "channels": {"humidity": float(h)},
+            },
+            i,
+        )
+        for i, (v, h) in enumerate(zip(rng.normal(20, 1, 120), rng.normal(40, 2, 120), strict=True))
+    ]
+    scorers: dict[str, SensorScorer] = {}
+    config = SensorModelConfig(detector="default_ensemble")
+    scored = _batched(recs, scorers, AlertPolicy(), config=config)
+    names = list(scorers["s1"].features.names)
+    assert names[:2] == ["value_z", "humidity_z"]
+    # Two value channels: the ensemble runs on value columns only, no calendar misreading.
+    assert all(0.0 <= e.score <= 1.0 for e in scored)
+
+
+def test_flat_series_does_not_alert_on_tiny_wiggles() -> None:
+    values = [20.0] * 300 + [20.0001] + [20.0] * 20
+    scored = _batched(_series(values), {}, AlertPolicy())
+    assert not any(e.is_anomaly for e in scored)
