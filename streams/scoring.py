@@ -19,6 +19,7 @@ from scipy import special
 
 from detectors import Detector
 from detectors import create as create_detector
+from detectors.calibration import ScoreCalibrator
 from detectors.ensemble import Ensemble, default_ensemble
 from detectors.explain import top_k_contributions
 from detectors.online import RobustZScore
@@ -200,6 +201,11 @@ class SensorModelConfig:
     top_k: int = 3
     #: Readings of one sensor scored together before the detector learns them.
     chunk: int = 8
+    #: robust_zscore: analytic (Gaussian-tail) calibration until this many reference
+    #: z-scores, then the sensor's own empirical CDF with a fitted GPD tail.
+    empirical_after: int = 400
+    #: Scores at or above this are kept out of the empirical reference.
+    reference_below: float = 0.999
 
 
 def make_sensor_detector(config: SensorModelConfig, names: Sequence[str]) -> Detector:
@@ -260,6 +266,7 @@ class SensorScorer:
         detector: Detector | None = None,
         episodes: EpisodeTracker | None = None,
         n_scored: int = 0,
+        calibrator: ScoreCalibrator | None = None,
         position: tuple[int, int] | None = None,
     ) -> None:
         self.sensor_id = sensor_id
@@ -276,6 +283,7 @@ class SensorScorer:
         self.detector = detector
         self.episodes = episodes or EpisodeTracker()
         self.n_scored = n_scored
+        self.calibrator = calibrator
         #: Input position of the last event this state has absorbed, as (partition, offset).
         self.position = position
 
@@ -311,6 +319,8 @@ class SensorScorer:
         names = list(rows[0][0].names)
         if self.detector is None:
             self.detector = make_sensor_detector(self.config, names)
+        if self.calibrator is None and not isinstance(self.detector, Ensemble):
+            self.calibrator = ScoreCalibrator(window=2000, tail_quantile=0.95)
         vcols = self._value_columns()
         events: list[ScoredEvent] = []
         # A backlog arrives as one big batch; scoring all of it against the state at its
@@ -327,6 +337,14 @@ class SensorScorer:
             if isinstance(self.detector, Ensemble):
                 self.detector.learn_many(Xc, feature_names=names)
             else:
+                if self.detector.is_fitted and self.detector.n_seen >= 2:
+                    # The reference of the empirical calibration: this sensor's own recent
+                    # z-scores, judged before the detector learned them, without the ones
+                    # that were anomalous (a reference full of past spikes makes the next
+                    # one look ordinary).
+                    z = self.detector.score_many(Xc[:, vcols])
+                    keep = scores < self.config.reference_below
+                    self.calibrator.learn_many(z[keep])  # type: ignore[union-attr]
                 self.detector.learn_many(Xc[:, vcols], feature_names=[names[i] for i in vcols])
         return events, dead
 
@@ -345,7 +363,11 @@ class SensorScorer:
             return np.zeros(len(X))
         if isinstance(self.detector, Ensemble):
             return np.clip(self.detector.score_many(X), 0.0, 1.0)
-        return calibrate_z(self.detector.score_many(X[:, self._value_columns()]))
+        z = self.detector.score_many(X[:, self._value_columns()])
+        cal = self.calibrator
+        if cal is not None and getattr(cal, "count_", 0) >= self.config.empirical_after:
+            return np.clip(cal.transform(z), 0.0, 1.0)
+        return calibrate_z(z)
 
     def _event(
         self,
@@ -441,6 +463,7 @@ class SensorScorer:
             "detector": None if self.detector is None else self.detector.to_state(),
             "episodes": self.episodes.to_state(),
             "n_scored": self.n_scored,
+            "calibrator": None if self.calibrator is None else self.calibrator.to_state(),
             "position": list(self.position) if self.position is not None else None,
         }
 
@@ -459,6 +482,9 @@ class SensorScorer:
             ).from_state(state["detector"]),
             episodes=EpisodeTracker.from_state(state["episodes"]),
             n_scored=state["n_scored"],
+            calibrator=None
+            if state.get("calibrator") is None
+            else ScoreCalibrator.from_state(state["calibrator"]),
             position=tuple(state["position"]) if state.get("position") else None,
         )
 

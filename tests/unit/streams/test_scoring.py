@@ -240,3 +240,18 @@ def test_flat_series_does_not_alert_on_tiny_wiggles() -> None:
     values = [20.0] * 300 + [20.0001] + [20.0] * 20
     scored = _batched(_series(values), {}, AlertPolicy())
     assert not any(e.is_anomaly for e in scored)
+
+
+def test_calibration_turns_empirical_after_enough_history() -> None:
+    rng = np.random.default_rng(8)
+    # Heavy-tailed noise: the Gaussian tail would call many of these "1 in a million".
+    values = list(np.cumsum(rng.standard_t(3, 1500)))
+    scorers: dict[str, SensorScorer] = {}
+    scored = _batched(_series(values), scorers, AlertPolicy(), size=100)
+    cal = scorers["s1"].calibrator
+    assert cal is not None and cal.count_ >= SensorModelConfig().empirical_after
+    late = scored[1000:]
+    # Against its own history, the sensor's heavy tails stop looking extreme.
+    assert sum(e.is_anomaly for e in late) <= 3
+    state = json.loads(json.dumps(scorers["s1"].to_state()))
+    assert SensorScorer.from_state(state).calibrator.count_ == cal.count_
