@@ -58,14 +58,20 @@ def _default_ensemble_factory() -> Callable[..., Detector] | None:
     return default_ensemble
 
 
+#: The sensor agent's default detector and its parameters (streams.scoring).
+STREAM_SENSOR_DETECTOR = ("robust_zscore", {"window": 288, "min_scale": 0.5})
+
+
 def default_detector_name(source: str) -> str:
     """What ``evaluate`` runs when no detector is named.
 
-    ``default_ensemble``: ``detectors.ensemble.default_ensemble(source)``, the pipeline's own
-    choice. (Should that factory be missing from a build, sensors fall back to
-    ``robust_zscore`` and connections to an Isolation-Forest-like detector when one is
-    registered, else ``robust_zscore``.)
+    Sensors: ``robust_zscore`` with the sensor agent's parameters, the stream's default.
+    Connections: ``default_ensemble`` (``detectors.ensemble.default_ensemble(source)``).
+    (Should that factory be missing from a build, connections fall back to an
+    Isolation-Forest-like detector when one is registered, else ``robust_zscore``.)
     """
+    if source == "sensors":
+        return STREAM_SENSOR_DETECTOR[0]
     if _default_ensemble_factory() is not None:
         return DEFAULT_ENSEMBLE
     if source == "connections":
@@ -90,6 +96,9 @@ def make_detector(
     50
     """
     resolved = default_detector_name(source) if name in (None, DEFAULT) else name
+    if resolved == STREAM_SENSOR_DETECTOR[0] and source == "sensors" and not params:
+        # The sensor agent's parametrisation, so evaluate measures what the stream runs.
+        params = dict(STREAM_SENSOR_DETECTOR[1])
     if resolved == DEFAULT_ENSEMBLE:
         factory = _default_ensemble_factory()
         if factory is None:

@@ -76,15 +76,32 @@ def test_nab_detector_learns_exactly_the_sensor_pipelines_rows(nab_corpus: Path)
 
 
 def test_default_ensemble_gets_value_then_time_columns(nab_corpus: Path) -> None:
-    res = run_evaluation(nab_corpus, format="nab", batch_size=50, report=False)
+    res = run_evaluation(
+        nab_corpus, format="nab", detector=DEFAULT_ENSEMBLE, batch_size=50, report=False
+    )
     assert res["detector"] == DEFAULT_ENSEMBLE and res["features"] == "auto+time"
     assert res["feature_names"] == ["value_z", "hour_sin", "hour_cos", "dow_sin", "dow_cos"]
     assert res["calibration"].startswith("the detector's own")
     assert {c["n_features"] for c in res["model_cards"]} == {5}
     # (How well the ensemble detects is the detectors' business; this checks the wiring.)
     # Without time columns the ensemble is told it has none.
-    res = run_evaluation(nab_corpus, format="nab", features="auto", batch_size=50, report=False)
+    res = run_evaluation(
+        nab_corpus,
+        format="nab",
+        detector=DEFAULT_ENSEMBLE,
+        features="auto",
+        batch_size=50,
+        report=False,
+    )
     assert {c["n_features"] for c in res["model_cards"]} == {1}
+
+
+def test_default_sensor_detector_is_the_stream_agents(nab_corpus: Path) -> None:
+    res = run_evaluation(nab_corpus, format="nab", batch_size=50, report=False)
+    assert res["detector"] == "robust_zscore"
+    assert res["detector_params"] == {"window": 288, "min_scale": 0.5}
+    # A plain z-score gets the value only: calendar columns are context, not evidence.
+    assert res["feature_names"] == ["value_z"]
 
 
 def test_ensemble_time_columns_follow_extra_channels() -> None:
