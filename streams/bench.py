@@ -75,9 +75,11 @@ class ProcessSampler:
 
 
 def _events(n: int, seed: int) -> list[tuple[bytes, bytes]]:
-    sim = SensorSimulator(n_sensors=20, cadence_s=60, start=time.time() - n * 3, seed=seed)
+    """``n`` readings of 20 sensors, one minute apart per sensor, ending now."""
+    rounds = n // 20 + 1
+    sim = SensorSimulator(n_sensors=20, cadence_s=60, start=time.time() - rounds * 60, seed=seed)
     out = []
-    for reading, _ in sim.readings(n // 20 + 1):
+    for reading, _ in sim.readings(rounds):
         out.append((reading["sensor_id"].encode(), json.dumps(reading).encode()))
     return out[:n]
 
@@ -152,8 +154,11 @@ def _measure(
     )
     create_topics(s)
     results = []
+    # One timeline for both phases: the paced readings continue each sensor's series (an
+    # older reading would be refused as out of order and never scored).
+    events = _events(n_backlog + n_paced, seed=1)
     progress(f"{mode}: producing a backlog of {n_backlog} events")
-    _produce(s, topics["sensors"], _events(n_backlog, seed=1))
+    _produce(s, topics["sensors"], events[:n_backlog])
     proc = _start_worker(env, log)
     sampler = ProcessSampler(proc.pid)
     try:
@@ -187,7 +192,7 @@ def _measure(
         in_start = end_offsets(s, topics["sensors"])
         cpu0 = sampler.cpu_seconds()
         t0 = time.monotonic()
-        _produce(s, topics["sensors"], _events(n_paced, seed=2), rate=rate)
+        _produce(s, topics["sensors"], events[n_backlog:], rate=rate)
         while time.monotonic() < t0 + 120:
             sampler.sample()
             if wait_for_lag_zero(s, s.worker.app_id, topics["sensors"], timeout_s=2) == 0:

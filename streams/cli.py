@@ -234,12 +234,11 @@ def bench(
     """End-to-end throughput/latency through the real Kafka + InfluxDB vs a pass-through
     worker, and a detector micro-benchmark (scores/s, batch and one at a time)."""
     from streams.bench import run_bench
-    from streams.evaluation.microbench import print_microbench, run_microbench
+    from streams.evaluation.microbench import run_microbench
     from streams.localstack import LocalStack
 
     settings = _settings()
-    micro = run_microbench()
-    print_microbench(micro, console)
+    micro = run_microbench(console=console)  # prints its own table
     out.parent.mkdir(parents=True, exist_ok=True)
     out.with_name(out.stem + "-detectors.json").write_text(json.dumps(micro, indent=2, default=str))
     if detectors_only:
