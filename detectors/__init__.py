@@ -20,6 +20,7 @@ from detectors.calibration import ScoreCalibrator
 from detectors.deep import VAE, Autoencoder, ClusteredAutoencoder, NoveltyAutoencoder, Seq2SeqLSTM
 from detectors.ensemble import Ensemble, default_ensemble
 from detectors.explain import top_k_contributions
+from detectors.marginal_tail import BodyTailCalibrator, MarginalTail
 from detectors.online import (
     LODA,
     EWGaussian,
@@ -36,7 +37,7 @@ for _cls in (
     RobustZScore, EWGaussian, SeasonalProfile, HalfSpaceTrees, LODA, OnlineOneClassSVM,
     IsolationForest, OneClassSVM, PCAReconstruction, LOFNovelty, KMeansDistance,
     GaussianDensity, Autoencoder, VAE, Seq2SeqLSTM, NoveltyAutoencoder, ClusteredAutoencoder,
-    Ensemble,
+    Ensemble, MarginalTail,
 ):
     register(_cls)
 
@@ -51,6 +52,7 @@ __all__ = [
     "SPOT",
     "VAE",
     "Autoencoder",
+    "BodyTailCalibrator",
     "ClusteredAutoencoder",
     "Detector",
     "EWGaussian",
@@ -61,6 +63,7 @@ __all__ = [
     "KMeansDistance",
     "LOFNovelty",
     "ManifestError",
+    "MarginalTail",
     "MeanStdThreshold",
     "NotFittedError",
     "NoveltyAutoencoder",
