@@ -3,11 +3,48 @@
 Traffic features ("connections to this host in the last 2 s", "of the last 100
 connections") span hosts, so state is kept per input partition, not per host: one
 :class:`ConnectionScorer` per partition holds the feature pipeline (with its traffic
-windows), the detector and one alert episode tracker per source host.
+windows), the detector, its calibration, and per destination host the recent anomalous
+connections and the alert episode.
 
 Until a scorer has seen ``bootstrap_events`` connections it has no scaling bounds or
 vocabulary: those events are published with score 0 and ``context.bootstrap = true``,
 then the pipeline is fitted on them and the detector learns them. Nothing is dropped.
+
+How a connection is scored, and when that becomes an alert:
+
+1. **Features**: the pipeline's scaled features, *unclipped* (a value beyond the bootstrap
+   range keeps its distance: ``meta["out_of_range_scaled"]``).
+2. **Surprise** (:class:`~detectors.marginal_tail.MarginalTail`): per feature,
+   ``-ln P(X >= x)`` among the reference connections, extrapolated exponentially beyond
+   the largest value seen; features measuring the same thing (e.g. ``serror_rate`` and
+   ``dst_host_serror_rate``) count once; the score is the sum over groups, in nats. Only
+   the upper tail counts (more connections, more errors, a rarer service are unusual; a
+   host getting a smaller share of the last 100 connections because another one is
+   flooded is not), and only features about *this destination* and *this connection*: the
+   per-service windows (``srv_*``, ``dst_host_srv_*``) mix hosts, so a sweep of host A
+   would otherwise raise alerts on host B that offers the swept service.
+3. **Calibration** (:class:`~detectors.marginal_tail.BodyTailCalibrator`): ``score = 1 - p``,
+   ``p`` the tail probability of the surprise among reference surprises: empirical up to
+   their 90th percentile, an exponential tail beyond it whose scale comes from the body
+   (50th to 90th percentile), so it reaches far below ``1 / window`` and no reference
+   score above the 90th percentile (an attack that slipped in) moves it. The first
+   reference is the bootstrap's, cross-fitted (each half scored by a detector that learned
+   the other half: out of sample); the first ``calibration_window`` calibration rows after
+   the bootstrap replace it, then one in ``calibration_every`` refreshes it.
+4. **Learning**: nothing is learned from a host while it is under alert (a flood makes the
+   victim's other connections look odd too); otherwise the detector learns rows scoring
+   below ``learn_below`` (clearly normal) and the calibration rows below
+   ``calibrate_below``. The detector's reference keeps a constant total weight
+   (``capacity``, by default the bootstrap's size) and forgets with a half-life of
+   ``half_life`` learned rows: a fixed reference from the bootstrap, refreshed slowly, so
+   its scores do not drift against the calibration and an attack that is not alerted on
+   is absorbed only slowly.
+5. **Alert**: a connection is anomalous at ``score >= policy.threshold``; its destination
+   host is alerted when it has ``evidence_k`` anomalous connections within
+   ``evidence_window_s`` seconds (attacks are bursts; a lone odd connection is not an
+   incident), one alert per episode (:class:`~streams.scoring.EpisodeTracker`). The alert
+   lists the most surprising features (nats, and the share of reference connections at
+   least as extreme).
 """
 
 from __future__ import annotations
@@ -19,10 +56,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from detectors import Detector
-from detectors.ensemble import Ensemble
-from detectors.explain import top_k_contributions
-from detectors.online import LODA, HalfSpaceTrees
+from detectors.marginal_tail import BodyTailCalibrator, MarginalTail
 from streams.scoring import (
     AlertPolicy,
     DeadLetter,
@@ -34,43 +68,119 @@ from streams.scoring import (
 )
 from windowing.connection import ConnectionFeaturePipeline
 from windowing.features import FeatureVector, jsonable
+from windowing.kdd import INTRINSIC_NUMERIC_FIELDS
 from windowing.schemas import ConnectionEvent, RejectedEvent, parse_connection_event
 
 __all__ = [
     "SOURCE_CONNECTIONS",
     "ConnectionModelConfig",
     "ConnectionScorer",
+    "connection_groups",
     "event_row",
     "make_connection_detector",
     "score_connection_batch",
 ]
 
 SOURCE_CONNECTIONS = "connections"
-DETECTOR_NAME = "hst+loda"
+DETECTOR_NAME = "marginal_tail"
+STATE_VERSION = 2
 
 
 @dataclass(frozen=True)
 class ConnectionModelConfig:
-    """How a partition's connection scorer is built."""
+    """How a partition's connection scorer is built (see the module docstring)."""
 
     bootstrap_events: int = 1000
     chunk: int = 32
     top_k: int = 3
+    #: Anomalous connections to one host within ``evidence_window_s`` that open an alert.
+    evidence_k: int = 3
+    evidence_window_s: float = 2.0
+    #: Rows scoring at or above this are not learned by the detector ...
+    learn_below: float = 0.9
+    #: ... nor, at or above this, by the calibration.
+    calibrate_below: float = 0.99
+    #: Total weight of the detector's reference; ``None``: the bootstrap's size.
+    capacity: int | None = None
+    #: Learned rows after which an old reference row weighs half.
+    half_life: float = 100_000.0
+    calibration_window: int = 2000
+    #: After the first ``calibration_window``, one in this many calibration rows enters
+    #: the calibration reference.
+    calibration_every: int = 10
+    #: Extrapolation scale (scaled feature units) of features constant in the reference.
+    constant_scale: float = 0.1
+    #: Also score the per-service windows (``srv_*``, ``dst_host_srv_*``).
+    service_features: bool = False
 
 
-def make_connection_detector() -> Ensemble:
-    """Half-Space Trees + LODA, max of calibrated scores.
+#: Features measuring the same thing count once (the most surprising of them).
+_GROUPS: tuple[tuple[str, ...], ...] = (
+    *((f,) for f in INTRINSIC_NUMERIC_FIELDS),
+    ("protocol_type=",),
+    ("service=",),
+    ("flag=",),
+    ("count", "dst_host_count"),
+    ("serror_rate", "dst_host_serror_rate"),
+    ("rerror_rate", "dst_host_rerror_rate"),
+    ("same_srv_rate", "diff_srv_rate", "dst_host_same_srv_rate", "dst_host_diff_srv_rate"),
+    ("dst_host_same_src_port_rate",),
+)
+_SERVICE_GROUPS: tuple[tuple[str, ...], ...] = (
+    ("srv_count", "dst_host_srv_count"),
+    ("srv_serror_rate", "dst_host_srv_serror_rate"),
+    ("srv_rerror_rate", "dst_host_srv_rerror_rate"),
+    ("srv_diff_host_rate", "dst_host_srv_diff_host_rate"),
+)
 
-    Both are online and vectorised; their JSON state (~200 kB at 54 features) fits a
-    Kafka message, which the default connection ensemble's (1.4 MB) does not.
+
+def connection_groups(names: Sequence[str], service_features: bool = False) -> list[list[int]]:
+    """Column groups of :func:`make_connection_detector` for the pipeline's feature names.
+
+    A pattern ending with ``=`` takes every one-hot column of that field. Columns in no
+    group (the per-service windows unless ``service_features``, calendar features) are
+    not scored.
+
+    >>> connection_groups(["count", "srv_count", "dst_host_count", "flag=SF", "flag=S0"])
+    [[3, 4], [0, 2]]
     """
-    return Ensemble(
-        members=[
-            {"detector": HalfSpaceTrees(n_trees=10, height=8, window_size=500), "name": "hst"},
-            {"detector": LODA(n_projections=50, decay=1e-5), "name": "loda"},
-        ],
-        method="max",
-        calibration={"window": 2000, "tail_quantile": 0.98},
+    spec = _GROUPS + (_SERVICE_GROUPS if service_features else ())
+    groups = []
+    for patterns in spec:
+        cols = [
+            i
+            for i, n in enumerate(names)
+            if any(n == p or (p.endswith("=") and n.startswith(p)) for p in patterns)
+        ]
+        if cols:
+            groups.append(cols)
+    return groups
+
+
+def _capacity(config: ConnectionModelConfig) -> int:
+    return config.bootstrap_events if config.capacity is None else config.capacity
+
+
+def make_connection_detector(
+    names: Sequence[str] | None = None, config: ConnectionModelConfig | None = None
+) -> MarginalTail:
+    """The connection detector: per-feature upper-tail surprise, grouped (in nats).
+
+    ``names`` are the pipeline's feature names (``None``: every column its own group).
+    Numpy-only, vectorised, and its JSON state is a histogram per feature (tens of kB).
+    """
+    config = config or ConnectionModelConfig()
+    groups = None if names is None else connection_groups(names, config.service_features)
+    return MarginalTail(
+        groups=groups,
+        tails="upper",
+        resolution=1e-3,
+        prior=1.0,
+        capacity=float(max(_capacity(config), 1)),
+        half_life=config.half_life,
+        tail_quantile=0.9,
+        min_scale=0.02,
+        constant_scale=config.constant_scale,
     )
 
 
@@ -99,18 +209,59 @@ def event_row(ev: ConnectionEvent) -> dict[str, Any]:
     }
 
 
+def _unclipped(fv: FeatureVector, index: dict[str, int]) -> np.ndarray:
+    """The feature vector with out-of-range values at their real (scaled) distance."""
+    x = np.array(fv.values, dtype=np.float64)
+    for name, value in zip(
+        fv.meta.get("out_of_range_fields", ()), fv.meta.get("out_of_range_scaled", ()),
+        strict=True,
+    ):
+        x[index[name]] = value
+    return x
+
+
+def _crossfit_reference(X: np.ndarray, config: ConnectionModelConfig,
+                        names: Sequence[str]) -> np.ndarray:
+    """Out-of-sample surprises of the bootstrap rows, for the first calibration reference.
+
+    Blocks of rows (longer than the 100-connection traffic window, so neighbours that
+    share their traffic features stay together) alternate between two halves; each half
+    is scored by a detector that learned the other half twice (same total weight as the
+    full detector, so the same scale of surprise).
+    """
+    n = len(X)
+    block = min(200, max(1, n // 4))
+    fold = (np.arange(n) // block) % 2 == 0
+    if fold.all() or not fold.any():
+        fold = np.arange(n) % 2 == 0
+    out = np.empty(n)
+    for part in (fold, ~fold):
+        det = make_connection_detector(names, config)
+        det.learn_many(np.repeat(X[~part], 2, axis=0), feature_names=list(names))
+        out[part] = det.score_many(X[part])
+    return out
+
+
 @dataclass
 class ConnectionScorer:
-    """Per-partition state: features, detector, episodes per source host, input position."""
+    """Per-partition state: features, detector, calibration, evidence and episodes per
+    destination host, input position."""
 
     config: ConnectionModelConfig = field(default_factory=ConnectionModelConfig)
     pipeline: ConnectionFeaturePipeline | None = None
-    detector: Detector | None = None
+    detector: MarginalTail | None = None
+    calibrator: BodyTailCalibrator | None = None
     episodes: dict[str, EpisodeTracker] = field(default_factory=dict)
+    #: Per host, the timestamps of its last ``evidence_k`` anomalous connections.
+    evidence: dict[str, list[float]] = field(default_factory=dict)
     n_scored: int = 0
+    n_learned: int = 0
+    n_calibrated: int = 0
     position: tuple[int, int] | None = None
     # In memory only: lost on a restart during bootstrap, which then simply starts over.
     _bootstrap: list[ConnectionEvent] = field(default_factory=list)
+    _index: dict[str, int] = field(default_factory=dict)
+    _named: list[tuple[int, str]] = field(default_factory=list)
 
     def already_absorbed(self, record: RawRecord) -> bool:
         return (
@@ -119,11 +270,18 @@ class ConnectionScorer:
             and record.offset <= self.position[1]
         )
 
+    def _features(self, ev: ConnectionEvent) -> tuple[FeatureVector, np.ndarray]:
+        fv = self.pipeline.update_one(ev)  # type: ignore[union-attr]
+        if not self._index:
+            self._index = {n: i for i, n in enumerate(fv.names)}
+            self._named = [(i, n) for i, n in enumerate(fv.names) if "=" not in n]
+        return fv, _unclipped(fv, self._index)
+
     def score_batch(
         self, items: Sequence[tuple[ConnectionEvent, RawRecord]], policy: AlertPolicy
     ) -> list[ScoredEvent]:
         out: list[ScoredEvent] = []
-        pending: list[tuple[FeatureVector, ConnectionEvent, RawRecord]] = []
+        pending: list[tuple[FeatureVector, np.ndarray, ConnectionEvent, RawRecord]] = []
         for ev, record in items:
             if self.already_absorbed(record):
                 continue
@@ -133,28 +291,67 @@ class ConnectionScorer:
                 if len(self._bootstrap) >= self.config.bootstrap_events:
                     self._fit_bootstrap(out)
                 continue
-            pending.append((self.pipeline.update_one(ev), ev, record))
+            pending.append((*self._features(ev), ev, record))
             self.position = (record.partition, record.offset)
         step = max(1, self.config.chunk)
         for lo in range(0, len(pending), step):
             chunk = pending[lo : lo + step]
-            X = np.vstack([fv.values for fv, _, _ in chunk])
-            scores = np.clip(self.detector.score_many(X), 0.0, 1.0)  # type: ignore[union-attr]
-            for (fv, ev, record), score, x in zip(chunk, scores, X, strict=True):
-                out.append(self._event(fv, ev, record, float(score), policy, x))
-            self.detector.learn_many(X, feature_names=list(chunk[0][0].names))  # type: ignore[union-attr]
+            X = np.vstack([x for _, x, _, _ in chunk])
+            raw = self.detector.score_many(X)  # type: ignore[union-attr]
+            scores = np.clip(self.calibrator.transform(raw), 0.0, 1.0)  # type: ignore[union-attr]
+            quiet = np.ones(len(chunk), dtype=bool)
+            for i, ((fv, x, ev, record), score, r) in enumerate(
+                zip(chunk, scores, raw, strict=True)
+            ):
+                out.append(self._event(fv, ev, record, float(score), float(r), policy, x))
+                quiet[i] = not self._under_alert(out[-1].entity)
+            self._learn(X, raw, scores, quiet)
+            self._forget_quiet_hosts(chunk[-1][2].timestamp)
         return out
+
+    def _under_alert(self, entity: str) -> bool:
+        tracker = self.episodes.get(entity)
+        return tracker is not None and tracker.open_alert_id is not None
+
+    def _learn(
+        self, X: np.ndarray, raw: np.ndarray, scores: np.ndarray, quiet: np.ndarray
+    ) -> None:
+        """Learn what looks normal, from hosts that are not under alert (a flood makes the
+        victim's other connections look odd too).
+
+        The detector learns rows below ``learn_below``; the calibration rows below
+        ``calibrate_below`` (it only uses the body of its reference, so it can take more
+        of the tail, and must: cutting its reference at its own tail would shrink the tail
+        it extrapolates from, round after round).
+        """
+        learn = quiet & (scores < self.config.learn_below)
+        if learn.any():
+            self.detector.learn_many(X[learn])  # type: ignore[union-attr]
+            self.n_learned += int(learn.sum())
+        calibrate = quiet & (scores < self.config.calibrate_below)
+        if not calibrate.any():
+            return
+        ids = self.n_calibrated + np.arange(int(calibrate.sum()))
+        self.n_calibrated += int(calibrate.sum())
+        # The bootstrap's cross-fitted reference is only a stand-in (and the detector's
+        # scores change while its reference grows, if ``capacity`` exceeds the bootstrap):
+        # until then every row is a calibration row, afterwards one in ``calibration_every``.
+        fast = max(self.config.calibration_window, _capacity(self.config))
+        every = max(1, self.config.calibration_every)
+        picked = raw[calibrate][(ids < fast) | (ids % every == 0)]
+        if len(picked):
+            self.calibrator.learn_many(picked)  # type: ignore[union-attr]
 
     def _fit_bootstrap(self, out: list[ScoredEvent]) -> None:
         frame = pd.DataFrame([event_row(ev) for ev in self._bootstrap])
         self.pipeline = ConnectionFeaturePipeline().fit(frame)
-        X = np.vstack([self.pipeline.update_one(ev).values for ev in self._bootstrap])
-        self.detector = make_connection_detector()
-        # In chunks, so the calibrators see scores of rows the members had not yet
-        # learned (prequential), not in-sample scores that would make every later normal
-        # connection look rare.
-        for lo in range(0, len(X), 100):
-            self.detector.learn_many(X[lo : lo + 100], feature_names=list(self.pipeline.names))
+        self._index = {}
+        X = np.vstack([self._features(ev)[1] for ev in self._bootstrap])
+        names = list(self.pipeline.names)
+        reference = _crossfit_reference(X, self.config, names)
+        self.calibrator = BodyTailCalibrator(self.config.calibration_window).fit(reference)
+        self.detector = make_connection_detector(names, self.config)
+        self.detector.learn_many(X, feature_names=names)
         self._bootstrap = []
         last = out[-1].record
         self.position = (last.partition, last.offset)
@@ -176,12 +373,30 @@ class ConnectionScorer:
             record=record,
         )
 
+    def _evidence(self, entity: str, timestamp: float, is_anomaly: bool) -> int:
+        """Anomalous connections to ``entity`` within the evidence window, this one included."""
+        times = self.evidence.get(entity)
+        if is_anomaly:
+            times = self.evidence.setdefault(entity, [])
+            times.append(timestamp)
+            del times[: -max(1, self.config.evidence_k)]
+        if not times:
+            return 0
+        cutoff = timestamp - self.config.evidence_window_s
+        return sum(1 for t in times if t > cutoff)
+
+    def _forget_quiet_hosts(self, now: float) -> None:
+        cutoff = now - self.config.evidence_window_s
+        for host in [h for h, ts in self.evidence.items() if not ts or ts[-1] <= cutoff]:
+            del self.evidence[host]
+
     def _event(
         self,
         fv: FeatureVector,
         ev: ConnectionEvent,
         record: RawRecord,
         score: float,
+        raw: float,
         policy: AlertPolicy,
         x: np.ndarray,
     ) -> ScoredEvent:
@@ -189,11 +404,13 @@ class ConnectionScorer:
         self.n_scored += 1
         entity = _entity(ev)
         is_anomaly = warm and score >= policy.threshold
+        evidence = self._evidence(entity, ev.timestamp, is_anomaly)
+        alerting = is_anomaly and evidence >= self.config.evidence_k
         tracker = self.episodes.setdefault(entity, EpisodeTracker())
         alert_id, opened = tracker.observe(
-            is_anomaly, ev.timestamp, policy, SOURCE_CONNECTIONS, entity
+            alerting, ev.timestamp, policy, SOURCE_CONNECTIONS, entity
         )
-        if not is_anomaly and tracker.open_alert_id is None and entity in self.episodes:
+        if not alerting and tracker.open_alert_id is None and entity in self.episodes:
             # Quiet hosts need no tracker: keeps the state small with many clients.
             del self.episodes[entity]
         context = {
@@ -203,6 +420,8 @@ class ConnectionScorer:
             "service": ev.service,
             "flag": ev.flag,
             "traffic": fv.meta.get("traffic"),
+            "surprise_nats": round(raw, 3),
+            "evidence": evidence,
             "out_of_range_fields": list(fv.meta.get("out_of_range_fields", ())),
         }
         alert = None
@@ -216,6 +435,10 @@ class ConnectionScorer:
                 "threshold": policy.threshold,
                 "detectors": [DETECTOR_NAME],
                 "features": self._top_features(x),
+                "evidence": {
+                    "anomalous_connections": evidence,
+                    "window_s": self.config.evidence_window_s,
+                },
                 "first_seen": ev.timestamp,
                 "last_seen": ev.timestamp,
                 "src_host": ev.src_host,
@@ -227,7 +450,7 @@ class ConnectionScorer:
                     "offset": record.offset,
                 },
             }
-        named = dict(zip(fv.names, fv.values.tolist(), strict=True))
+        values = fv.values.tolist()
         return ScoredEvent(
             source=SOURCE_CONNECTIONS,
             entity=entity,
@@ -240,52 +463,72 @@ class ConnectionScorer:
             detector=DETECTOR_NAME,
             model_version="online",
             # The traffic and size features explain connections; the one-hot columns are
-            # implied by service/flag in the context.
-            features=jsonable({k: v for k, v in named.items() if "=" not in k}),
+            # implied by service/flag in the context. (Finite floats: no jsonable needed.)
+            features={n: values[i] for i, n in self._named},
             context=jsonable(context),
             record=record,
             alert=alert,
         )
 
     def _top_features(self, x: np.ndarray) -> list[dict[str, Any]]:
-        try:
-            top = top_k_contributions(self.detector, x, k=self.config.top_k)  # type: ignore[arg-type]
-        except (NotImplementedError, ValueError):
-            return []
-        names = list(self.pipeline.names)  # type: ignore[union-attr]
+        """The most surprising features, most surprising first: ``contribution`` in nats,
+        ``tail_probability`` = share of reference connections at least as extreme
+        (``exp(-contribution)``), ``ratio_to_normal`` against the feature's mean surprise
+        (``None`` where that is 0: a value never seen before)."""
+        det = self.detector
+        contrib = det.explain(x[None, :])[0]  # type: ignore[union-attr]
+        normal = det.normal_contribution()  # type: ignore[union-attr]
+        names = det.feature_names_  # type: ignore[union-attr]
+        order = np.argsort(-contrib, kind="stable")[: self.config.top_k]
         return [
             {
-                "name": n,
-                "value": float(x[names.index(n)]),
-                "contribution": float(c),
-                "ratio_to_normal": None if not np.isfinite(r) else float(r),
+                "name": names[i],
+                "value": float(x[i]),
+                "contribution": float(contrib[i]),
+                "tail_probability": float(np.exp(-contrib[i])),
+                "ratio_to_normal": float(contrib[i] / normal[i])
+                if normal is not None and normal[i] > 1e-9
+                else None,
             }
-            for n, c, r in top
+            for i in order
         ]
 
     def to_state(self) -> dict[str, Any]:
         return {
-            "version": 1,
+            "version": STATE_VERSION,
             "config": asdict(self.config),
             "pipeline": None if self.pipeline is None else self.pipeline.to_state(),
             "detector": None if self.detector is None else self.detector.to_state(),
+            "calibrator": None if self.calibrator is None else self.calibrator.to_state(),
             "episodes": {k: v.to_state() for k, v in self.episodes.items()},
+            "evidence": {k: list(v) for k, v in self.evidence.items()},
             "n_scored": self.n_scored,
+            "n_learned": self.n_learned,
+            "n_calibrated": self.n_calibrated,
             "position": list(self.position) if self.position is not None else None,
         }
 
     @classmethod
     def from_state(cls, state: dict[str, Any]) -> ConnectionScorer:
-        if state.get("version") != 1:
+        if state.get("version") != STATE_VERSION:
             raise ValueError(f"unsupported connection state version {state.get('version')!r}")
+        detector = None
+        if state["detector"] is not None:
+            detector = MarginalTail.from_state(state["detector"])
         return cls(
             config=ConnectionModelConfig(**state["config"]),
             pipeline=None
             if state["pipeline"] is None
             else ConnectionFeaturePipeline.from_state(state["pipeline"]),
-            detector=None if state["detector"] is None else Detector.from_state(state["detector"]),
+            detector=detector,  # type: ignore[arg-type]
+            calibrator=None
+            if state["calibrator"] is None
+            else BodyTailCalibrator.from_state(state["calibrator"]),
             episodes={k: EpisodeTracker.from_state(v) for k, v in state["episodes"].items()},
+            evidence={k: [float(t) for t in v] for k, v in state["evidence"].items()},
             n_scored=state["n_scored"],
+            n_learned=state["n_learned"],
+            n_calibrated=state["n_calibrated"],
             position=tuple(state["position"]) if state.get("position") else None,
         )
 

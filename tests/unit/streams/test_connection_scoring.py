@@ -1,4 +1,4 @@
-"""The connection agent's logic without a broker: bootstrap, scoring, state, dead letters."""
+"""The connection agent's logic without a broker: bootstrap, scoring, alerts, state."""
 
 from __future__ import annotations
 
@@ -25,10 +25,18 @@ def _records(n: int, seed: int = 1, attack_rate: float = 0.0, warmup: int = 0) -
     return recs, [label for _, label in events], sim
 
 
-def _run(recs: list, scorers: dict, config: ConnectionModelConfig, size: int = 200) -> list:
+def _run(
+    recs: list,
+    scorers: dict,
+    config: ConnectionModelConfig,
+    size: int = 200,
+    policy: AlertPolicy | None = None,
+) -> list:
     out = []
     for i in range(0, len(recs), size):
-        scored, dead = score_connection_batch(recs[i : i + size], scorers, AlertPolicy(), config)
+        scored, dead = score_connection_batch(
+            recs[i : i + size], scorers, policy or AlertPolicy(), config
+        )
         assert dead == []
         out += scored
     return out
@@ -93,3 +101,116 @@ def test_malformed_connections_are_dead_letters() -> None:
     scored, dead = score_connection_batch([*good, *bad], {}, AlertPolicy())
     assert len(scored) == 3
     assert [d.reason for d in dead] == ["not_json", "missing_field", "empty"]
+
+
+# The connection agent's policy (settings: alerts.connections_threshold, warm-up 200).
+CONNECTION_POLICY = AlertPolicy(threshold=0.999, warmup=200, cooldown_events=20)
+
+
+def test_detects_simulated_attacks_on_the_victim_with_no_false_alert() -> None:
+    # Seed 12: two SYN floods and a third, two port sweeps, three smurfs, password guessing.
+    recs, labels, sim = _records(7000, seed=12, attack_rate=0.003, warmup=2000)
+    assert {t["kind"] for t in sim.truth} == {"neptune", "portsweep", "smurf", "guess_passwd"}
+    scored = _run(recs, {}, ConnectionModelConfig(bootstrap_events=1000), policy=CONNECTION_POLICY)
+    alerts = [e.alert for e in scored if e.alert is not None]
+
+    def hit(alert: dict, attack: dict) -> bool:
+        return (
+            alert["entity"] == attack["victim"]
+            and attack["start"] - 1 <= alert["first_seen"] <= attack["end"] + 3
+        )
+
+    found = [any(hit(a, t) for a in alerts) for t in sim.truth]
+    false_alerts = [a for a in alerts if not any(hit(a, t) for t in sim.truth)]
+    assert len(sim.truth) == 9
+    assert sum(found) >= 8, [t["kind"] for t, f in zip(sim.truth, found, strict=True) if not f]
+    assert false_alerts == []
+    # Alerts explain themselves: evidence and the most surprising features (nats).
+    first = alerts[0]
+    assert first["evidence"]["anomalous_connections"] >= 3
+    assert first["features"][0]["contribution"] > 5
+    assert 0 < first["features"][0]["tail_probability"] < 0.01
+    # Normal traffic away from the attacks is rarely anomalous on its own.
+    quiet = [
+        e
+        for e, lab in zip(scored, labels, strict=True)
+        if lab == "normal"
+        and e.model_version == "online"
+        and not any(t["start"] - 3 <= e.timestamp <= t["end"] + 5 for t in sim.truth)
+    ]
+    assert len(quiet) > 400
+    assert sum(e.is_anomaly for e in quiet) / len(quiet) < 0.005
+
+
+def _odd(event: dict, t: float) -> dict:
+    """A mail connection with failed logins, a root shell and 10 MB sent: odd in itself.
+
+    (Service, flag and host are the usual ones, so the traffic windows of the following
+    connections stay normal: one odd connection leaves no trace on its neighbours.)
+    """
+    return {
+        **event,
+        "timestamp": t,
+        "dst_host": "10.0.0.20",
+        "protocol_type": "tcp",
+        "service": "smtp",
+        "flag": "SF",
+        "src_bytes": 10_000_000,
+        "hot": 2,
+        "num_failed_logins": 3,
+        "root_shell": 1,
+    }
+
+
+def test_one_odd_connection_is_anomalous_but_only_a_burst_alerts() -> None:
+    sim = ConnectionSimulator(start=1.7e9, seed=3, attack_rate=0.0)
+    events = [e for e, _ in sim.events(2600)]
+    lone = _odd(events[1500], events[1500]["timestamp"])
+    burst = [_odd(events[2200], events[2200]["timestamp"] + 0.1 * i) for i in range(3)]
+    stream = sorted([*events, lone, *burst], key=lambda e: e["timestamp"])
+    recs = [
+        RawRecord(e["dst_host"].encode(), json.dumps(e).encode(), "connections", 0, i)
+        for i, e in enumerate(stream)
+    ]
+    policy = AlertPolicy(threshold=0.999, warmup=0)
+    scored = _run(recs, {}, ConnectionModelConfig(bootstrap_events=1000), policy=policy)
+    odd = [e for e in scored if e.features.get("root_shell", 0) > 0]
+    assert len(odd) == 4 and all(e.is_anomaly for e in odd)
+    assert odd[0].alert is None  # a lone odd connection is not an incident
+    assert [e.alert is not None for e in odd[1:]] == [False, False, True]
+    alert = odd[3].alert
+    assert alert["entity"] == "10.0.0.20"
+    assert alert["evidence"]["anomalous_connections"] == 3
+    assert {f["name"] for f in alert["features"]} <= {
+        "src_bytes", "hot", "num_failed_logins", "root_shell",
+    }
+    assert [e.alert for e in scored if e.alert is not None] == [alert]
+
+
+def test_state_fits_a_kafka_message_and_round_trips() -> None:
+    recs, _, _ = _records(6000, seed=5, attack_rate=0.003, warmup=2500)
+    scorers: dict[int, ConnectionScorer] = {}
+    _run(recs, scorers, ConnectionModelConfig(bootstrap_events=1000), policy=CONNECTION_POLICY)
+    state = json.dumps(scorers[0].to_state())
+    assert len(state) < 400_000
+    assert json.loads(state)["detector"]["detector"] == "marginal_tail"
+    with pytest.raises(ValueError, match="version"):
+        ConnectionScorer.from_state({**json.loads(state), "version": 1})
+
+
+def test_hosts_under_alert_are_not_learned() -> None:
+    recs, labels, _ = _records(5000, seed=12, attack_rate=0.003, warmup=2000)
+    scorers: dict[int, ConnectionScorer] = {}
+    config = ConnectionModelConfig(bootstrap_events=1000)
+    scored = _run(recs, scorers, config, policy=CONNECTION_POLICY)
+    scorer = scorers[0]
+    attack_rows = sum(1 for e, lab in zip(scored, labels, strict=True)
+                      if lab != "normal" and e.model_version == "online")
+    assert attack_rows > 300
+    # Flood connections carry the S0 flag: the reference barely saw any.
+    names = list(scorer.pipeline.names)
+    values, weights = scorer.detector.feature_reference(names.index("flag=S0"))
+    s0_weight = dict(zip(values.tolist(), weights.tolist(), strict=True)).get(1.0, 0.0)
+    floods = sum(1 for lab in labels if lab == "neptune")
+    assert floods >= 150
+    assert s0_weight < 0.05 * floods
