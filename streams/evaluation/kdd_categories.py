@@ -1,11 +1,14 @@
 """KDD Cup 1999 vocabulary: the 41 feature names and the attack → category map.
 
-A copy of the dataset's ``kddcup.names`` and ``training_attack_types.txt`` (UCI KDD
-archive), shipped with the package so evaluation works on any machine that has the data
-files, and tests never need the original folder.
+The feature names come from :mod:`windowing.kdd`; the attack map is a copy of the
+dataset's ``training_attack_types.txt`` (UCI KDD archive), shipped with the package so
+evaluation works on any machine that has the data files, and tests never need the
+original folder.
 """
 
 from __future__ import annotations
+
+from windowing.kdd import CATEGORICAL_FIELDS, KDD_FIELDS
 
 __all__ = [
     "ATTACK_CATEGORIES",
@@ -18,52 +21,10 @@ __all__ = [
 ]
 
 #: The 41 features, in file order (the 42nd field of a row is the label).
-KDD_COLUMNS: tuple[str, ...] = (
-    "duration",
-    "protocol_type",
-    "service",
-    "flag",
-    "src_bytes",
-    "dst_bytes",
-    "land",
-    "wrong_fragment",
-    "urgent",
-    "hot",
-    "num_failed_logins",
-    "logged_in",
-    "num_compromised",
-    "root_shell",
-    "su_attempted",
-    "num_root",
-    "num_file_creations",
-    "num_shells",
-    "num_access_files",
-    "num_outbound_cmds",
-    "is_host_login",
-    "is_guest_login",
-    "count",
-    "srv_count",
-    "serror_rate",
-    "srv_serror_rate",
-    "rerror_rate",
-    "srv_rerror_rate",
-    "same_srv_rate",
-    "diff_srv_rate",
-    "srv_diff_host_rate",
-    "dst_host_count",
-    "dst_host_srv_count",
-    "dst_host_same_srv_rate",
-    "dst_host_diff_srv_rate",
-    "dst_host_same_src_port_rate",
-    "dst_host_srv_diff_host_rate",
-    "dst_host_serror_rate",
-    "dst_host_srv_serror_rate",
-    "dst_host_rerror_rate",
-    "dst_host_srv_rerror_rate",
-)
+KDD_COLUMNS: tuple[str, ...] = KDD_FIELDS
 
 #: Text-valued features (the 0/1 flags ``land``, ``logged_in``... are numeric in the files).
-SYMBOLIC_COLUMNS: tuple[str, ...] = ("protocol_type", "service", "flag")
+SYMBOLIC_COLUMNS: tuple[str, ...] = CATEGORICAL_FIELDS
 
 NORMAL_LABEL = "normal"
 
