@@ -31,6 +31,9 @@ from streams.observe import (
 from streams.settings import Settings
 from streams.simulator import produce, produce_connections
 
+#: A minute of demo traffic is short: each partition learns its bounds from 500 connections.
+_DEMO_BOOTSTRAP = 500
+
 __all__ = ["DemoSummary", "format_alert", "run_demo", "start_worker_process", "stop_worker_process"]
 
 
@@ -205,7 +208,11 @@ def run_demo(
     worker = start_worker_process(
         settings,
         worker_log,
-        {"ANOMSTREAM_WORKER__APP_ID": group, "ANOMSTREAM_WORKER__AUTO_OFFSET_RESET": "latest"},
+        {
+            "ANOMSTREAM_WORKER__APP_ID": group,
+            "ANOMSTREAM_WORKER__AUTO_OFFSET_RESET": "latest",
+            "ANOMSTREAM_CONNECTION_DETECTOR__BOOTSTRAP_EVENTS": str(_DEMO_BOOTSTRAP),
+        },
     )
     console.print(f"worker started (pid {worker.pid}, group {group}, log {worker_log})")
     with console.status("waiting for the worker to join its consumer group…"):
@@ -237,6 +244,9 @@ def run_demo(
                     rate=conn_rate,
                     duration_s=duration_s,
                     attack_rate=0.002,
+                    # Attacks only once every partition has finished its bootstrap: an
+                    # attack inside the bootstrap would be learned as normal traffic.
+                    attack_warmup=_DEMO_BOOTSTRAP * (settings.topics.partitions + 1),
                     truth_path=conn_truth,
                 )
             ),

@@ -368,6 +368,7 @@ def produce_connections(
     rate: float,
     duration_s: float,
     attack_rate: float = 0.002,
+    attack_warmup: int | None = None,
     bad_rate: float = 0.005,
     seed: int = 11,
     truth_path: Path | None = None,
@@ -386,7 +387,7 @@ def produce_connections(
         rate=rate,
         seed=seed,
         attack_rate=attack_rate,
-        warmup=min(2500, total // 3),
+        warmup=min(2500, total // 3) if attack_warmup is None else attack_warmup,
     )
     rng = np.random.default_rng(seed + 1)
     producer = KafkaProducer(
