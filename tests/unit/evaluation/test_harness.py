@@ -213,9 +213,8 @@ def test_kdd_evaluation(kdd_files: tuple[Path, Path], tmp_path: Path) -> None:
     assert (out / "report.html").is_file() and (out / "timeline_test.txt_row_order.png").is_file()
 
 
-def test_kdd_isolation_forest_when_registered(kdd_files: tuple[Path, Path]) -> None:
-    if "isolation_forest" not in detectors.available():
-        pytest.skip("no isolation_forest detector registered")
+def test_kdd_isolation_forest(kdd_files: tuple[Path, Path]) -> None:
+    assert "isolation_forest" in detectors.available()
     train, test = kdd_files
     res = run_evaluation(
         test,
