@@ -63,13 +63,13 @@ from streams.scoring import (
     EpisodeTracker,
     RawRecord,
     ScoredEvent,
-    dead_letter,
     surprise,
+    validate_batch,
 )
 from windowing.connection import ConnectionFeaturePipeline
 from windowing.features import FeatureVector, jsonable
 from windowing.kdd import INTRINSIC_NUMERIC_FIELDS
-from windowing.schemas import ConnectionEvent, RejectedEvent, parse_connection_event
+from windowing.schemas import ConnectionEvent, parse_connection_event
 
 __all__ = [
     "SOURCE_CONNECTIONS",
@@ -213,15 +213,17 @@ def _unclipped(fv: FeatureVector, index: dict[str, int]) -> np.ndarray:
     """The feature vector with out-of-range values at their real (scaled) distance."""
     x = np.array(fv.values, dtype=np.float64)
     for name, value in zip(
-        fv.meta.get("out_of_range_fields", ()), fv.meta.get("out_of_range_scaled", ()),
+        fv.meta.get("out_of_range_fields", ()),
+        fv.meta.get("out_of_range_scaled", ()),
         strict=True,
     ):
         x[index[name]] = value
     return x
 
 
-def _crossfit_reference(X: np.ndarray, config: ConnectionModelConfig,
-                        names: Sequence[str]) -> np.ndarray:
+def _crossfit_reference(
+    X: np.ndarray, config: ConnectionModelConfig, names: Sequence[str]
+) -> np.ndarray:
     """Out-of-sample surprises of the bootstrap rows, for the first calibration reference.
 
     Blocks of rows (longer than the 100-connection traffic window, so neighbours that
@@ -313,9 +315,7 @@ class ConnectionScorer:
         tracker = self.episodes.get(entity)
         return tracker is not None and tracker.open_alert_id is not None
 
-    def _learn(
-        self, X: np.ndarray, raw: np.ndarray, scores: np.ndarray, quiet: np.ndarray
-    ) -> None:
+    def _learn(self, X: np.ndarray, raw: np.ndarray, scores: np.ndarray, quiet: np.ndarray) -> None:
         """Learn what looks normal, from hosts that are not under alert (a flood makes the
         victim's other connections look odd too).
 
@@ -541,18 +541,9 @@ def score_connection_batch(
 ) -> tuple[list[ScoredEvent], list[DeadLetter]]:
     """Validate, featurise and score a micro-batch; one scorer per input partition."""
     config = config or ConnectionModelConfig()
-    dead: list[DeadLetter] = []
-    per_partition: dict[int, list[tuple[ConnectionEvent, RawRecord]]] = {}
-    for record in records:
-        if record.value is None:
-            dead.append(DeadLetter(record, "empty", "record has no value (tombstone)"))
-            continue
-        try:
-            ev = parse_connection_event(record.value)
-        except RejectedEvent as exc:
-            dead.append(dead_letter(record, exc))
-            continue
-        per_partition.setdefault(record.partition, []).append((ev, record))
+    per_partition, dead = validate_batch(
+        records, parse_connection_event, lambda _, record: record.partition
+    )
     scored: list[ScoredEvent] = []
     for partition, items in per_partition.items():
         scorer = scorers.get(partition)

@@ -10,9 +10,9 @@ from __future__ import annotations
 import base64
 import math
 import uuid
-from collections.abc import Iterable, MutableMapping, Sequence
+from collections.abc import Callable, Iterable, MutableMapping, Sequence
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 from scipy import special
@@ -41,7 +41,11 @@ __all__ = [
     "score_sensor_batch",
     "stable_alert_id",
     "surprise",
+    "validate_batch",
 ]
+
+E = TypeVar("E")
+K = TypeVar("K")
 
 SOURCE_SENSORS = "sensors"
 #: Feature-name prefixes of windowing's calendar context columns.
@@ -503,6 +507,28 @@ def _severity(score: float, policy: AlertPolicy) -> str:
     return "critical" if score >= 1 - (1 - policy.threshold) / 100 else "warning"
 
 
+def validate_batch(
+    records: Iterable[RawRecord],
+    parse: Callable[[bytes], E],
+    group: Callable[[E, RawRecord], K],
+) -> tuple[dict[K, list[tuple[E, RawRecord]]], list[DeadLetter]]:
+    """Parse every record; valid events grouped by ``group`` (input order kept), the rest
+    as dead letters with their reason. Both agents validate this way."""
+    dead: list[DeadLetter] = []
+    groups: dict[K, list[tuple[E, RawRecord]]] = {}
+    for record in records:
+        if record.value is None:
+            dead.append(DeadLetter(record, "empty", "record has no value (tombstone)"))
+            continue
+        try:
+            event = parse(record.value)
+        except RejectedEvent as exc:
+            dead.append(dead_letter(record, exc))
+            continue
+        groups.setdefault(group(event, record), []).append((event, record))
+    return groups, dead
+
+
 def score_sensor_batch(
     records: Iterable[RawRecord],
     scorers: MutableMapping[str, SensorScorer],
@@ -514,18 +540,9 @@ def score_sensor_batch(
     Returns score records in input order per sensor, and dead letters.
     """
     config = config or SensorModelConfig()
-    dead: list[DeadLetter] = []
-    per_sensor: dict[str, list[tuple[SensorReading, RawRecord]]] = {}
-    for record in records:
-        if record.value is None:
-            dead.append(DeadLetter(record, "empty", "record has no value (tombstone)"))
-            continue
-        try:
-            reading = parse_sensor_reading(record.value)
-        except RejectedEvent as exc:
-            dead.append(dead_letter(record, exc))
-            continue
-        per_sensor.setdefault(reading.sensor_id, []).append((reading, record))
+    per_sensor, dead = validate_batch(
+        records, parse_sensor_reading, lambda reading, _: reading.sensor_id
+    )
     scored: list[ScoredEvent] = []
     for sensor_id, items in per_sensor.items():
         scorer = scorers.get(sensor_id)
