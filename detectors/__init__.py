@@ -16,11 +16,11 @@ from detectors.batch import (
     OneClassSVM,
     PCAReconstruction,
 )
-from detectors.calibration import ScoreCalibrator
+from detectors.calibration import BodyTailCalibrator, ScoreCalibrator
 from detectors.deep import VAE, Autoencoder, ClusteredAutoencoder, NoveltyAutoencoder, Seq2SeqLSTM
 from detectors.ensemble import Ensemble, default_ensemble
 from detectors.explain import top_k_contributions
-from detectors.marginal_tail import BodyTailCalibrator, MarginalTail
+from detectors.marginal_tail import MarginalTail
 from detectors.online import (
     LODA,
     EWGaussian,

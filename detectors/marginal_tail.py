@@ -35,11 +35,10 @@ from typing import Any
 
 import numpy as np
 
-from detectors.base import Detector, NotFittedError
-from detectors.persistence import register_stateful
+from detectors.base import Detector
 from detectors.registry import register
 
-__all__ = ["BodyTailCalibrator", "MarginalTail"]
+__all__ = ["MarginalTail"]
 
 _TAILS = ("upper", "both")
 
@@ -307,108 +306,6 @@ class MarginalTail(Detector):
         k = int(np.flatnonzero(self.columns_ == column)[0])
         lo, hi = self.offsets_[k], self.offsets_[k + 1]
         return self.values_[lo:hi] * self.resolution, self.weights_[lo:hi].copy()
-
-
-@register_stateful
-class BodyTailCalibrator:
-    """Raw score -> ``1 - P(S >= s)``, with a tail extrapolated from the body only.
-
-    Below the ``anchor`` quantile of the reference scores, ``P(S >= s)`` is empirical; above
-    it, an exponential tail ``(1 - anchor) * exp(-(s - q_anchor) / beta)`` whose scale
-    comes from the spacing of two body quantiles,
-    ``beta = (q_anchor - q_base) / ln((1 - base) / (1 - anchor))`` (the exponential tail
-    through both). No reference score above ``q_anchor`` is used: anomalies that slipped
-    into the reference do not fatten the tail (the next anomaly still stands out), and
-    keeping alarming rows out of the reference (a learning gate) does not thin it either
-    (no feedback loop between the gate and the calibration). Probabilities go far below
-    ``1 / window``.
-
-    Parameters
-    ----------
-    window
-        Reference scores kept (a ring: the oldest is replaced).
-    anchor, base
-        Quantile levels of the tail's anchor and of the second body quantile.
-
-    Examples
-    --------
-    >>> rng = np.random.default_rng(0)
-    >>> cal = BodyTailCalibrator(window=2000).fit(rng.exponential(2.0, size=2000))
-    >>> p = cal.tail_probability([0.0, 2 * np.log(100), 2 * np.log(1e6)])
-    >>> [round(float(x), 2) for x in p[:2]], bool(5e-7 < p[2] < 2e-6)
-    ([1.0, 0.01], True)
-    """
-
-    def __init__(self, window: int = 2000, anchor: float = 0.9, base: float = 0.5) -> None:
-        if not 0 < base < anchor < 1:
-            raise ValueError("need 0 < base < anchor < 1")
-        self.window = window
-        self.anchor = anchor
-        self.base = base
-        self._cache: tuple[Any, ...] | None = None
-
-    def fit(self, scores: Any) -> BodyTailCalibrator:
-        """Forget, then learn ``scores``."""
-        self.__dict__.pop("scores_", None)
-        return self.learn_many(scores)
-
-    def learn_many(self, scores: Any) -> BodyTailCalibrator:
-        """Add reference scores (of data believed normal)."""
-        s = np.asarray(scores, dtype=np.float64).ravel()
-        s = s[np.isfinite(s)]
-        old = getattr(self, "scores_", np.zeros(0))
-        self.scores_ = np.concatenate([old, s])[-self.window :]
-        self._cache = None
-        return self
-
-    @property
-    def is_fitted(self) -> bool:
-        return len(getattr(self, "scores_", ())) > 0
-
-    def _reference(self) -> tuple[np.ndarray, float, float]:
-        if self._cache is None:
-            if not self.is_fitted:
-                raise NotFittedError("BodyTailCalibrator has no reference scores yet")
-            ref = np.sort(self.scores_)
-            q_base, q_anchor = np.quantile(ref, [self.base, self.anchor])
-            beta = (q_anchor - q_base) / math.log((1 - self.base) / (1 - self.anchor))
-            spread = float(np.quantile(ref, 0.75) - np.quantile(ref, 0.25))
-            self._cache = (ref, float(q_anchor), max(float(beta), 1e-6 * max(spread, 1.0)))
-        return self._cache
-
-    def tail_probability(self, scores: Any) -> np.ndarray:
-        """``P(S >= s)`` under the reference (small = unusual)."""
-        s = np.asarray(scores, dtype=np.float64).ravel()
-        ref, q_anchor, beta = self._reference()
-        n = len(ref)
-        body = (n - np.searchsorted(ref, s, side="left") + 1.0) / (n + 1.0)
-        tail = (1 - self.anchor) * np.exp(-np.maximum(s - q_anchor, 0.0) / beta)
-        return np.clip(np.where(s > q_anchor, tail, body), 0.0, 1.0)
-
-    def transform(self, scores: Any) -> np.ndarray:
-        """Calibrated score ``1 - P(S >= s)`` in [0, 1], higher = more anomalous."""
-        return 1.0 - self.tail_probability(scores)
-
-    def surprise(self, scores: Any) -> np.ndarray:
-        """``-log10 P(S >= s)``: unbounded, keeps extreme scores apart."""
-        return -np.log10(np.maximum(self.tail_probability(scores), 1e-300))
-
-    def to_state(self) -> dict[str, Any]:
-        state: dict[str, Any] = {"params": {"window": self.window, "anchor": self.anchor,
-                                            "base": self.base}}
-        if self.is_fitted:
-            state["scores"] = self.scores_.tolist()
-        return state
-
-    @classmethod
-    def from_state(cls, state: dict[str, Any]) -> BodyTailCalibrator:
-        cal = cls(**state["params"])
-        if "scores" in state:
-            cal.learn_many(state["scores"])
-        return cal
-
-    def __repr__(self) -> str:
-        return f"BodyTailCalibrator(window={self.window}, anchor={self.anchor})"
 
 
 register(MarginalTail)

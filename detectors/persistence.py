@@ -126,6 +126,9 @@ def _encode(value: Any, path: str, sink: _Sink | None) -> Any:
     if isinstance(value, tuple):
         return {"__tuple__": [_encode(v, f"{path}/{i}", sink) for i, v in enumerate(value)]}
     if isinstance(value, list):
+        # Reference windows are long lists of plain numbers: nothing to encode in them.
+        if all(type(v) is float or type(v) is int for v in value):
+            return value
         return [_encode(v, f"{path}/{i}", sink) for i, v in enumerate(value)]
     if isinstance(value, dict):
         if all(isinstance(k, str) and not k.startswith("__") for k in value):

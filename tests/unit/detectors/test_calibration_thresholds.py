@@ -111,3 +111,25 @@ def test_supervised_thresholds_use_metrics() -> None:
     assert cost_t.predict(s).sum() <= 3
     with pytest.raises(ValueError):
         SupervisedThreshold("auc").fit(s, y)
+
+
+def test_prior_until_enough_reference_then_empirical(rng: np.random.Generator) -> None:
+    from detectors.calibration import half_normal_tail
+
+    cal = ScoreCalibrator(window=1000, prior="half_normal", prior_until=300)
+    assert cal.is_fitted and not cal.empirical
+    z = np.array([0.5, 2.0, 4.0])
+    np.testing.assert_allclose(cal.tail_probability(z), half_normal_tail(z))
+    # Student-t z-scores: far heavier tails than the prior assumes.
+    heavy = np.abs(rng.standard_t(2, size=299))
+    cal.learn_many(heavy)
+    np.testing.assert_allclose(cal.tail_probability(z), half_normal_tail(z))
+    cal.learn_many(np.abs(rng.standard_t(2, size=1)))
+    assert cal.empirical
+    # Against its own heavy-tailed reference, z = 4 is no longer a 1-in-16,000 event.
+    assert cal.tail_probability([4.0])[0] > 100 * half_normal_tail([4.0])[0]
+    again = ScoreCalibrator.from_state(json.loads(json.dumps(cal.to_state())))
+    assert again.prior == "half_normal" and again.empirical
+    np.testing.assert_array_equal(again.transform(z), cal.transform(z))
+    with pytest.raises(ValueError, match="prior"):
+        ScoreCalibrator(prior="laplace")

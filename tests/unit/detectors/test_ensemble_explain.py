@@ -87,7 +87,7 @@ def test_default_connection_ensemble(rng: np.random.Generator, tmp_path) -> None
         default_ensemble("printers")
 
 
-@pytest.mark.parametrize("method", ["mean", "max", "rank", "weighted"])
+@pytest.mark.parametrize("method", ["mean", "max", "min_p", "fisher", "rank", "weighted"])
 def test_combination_methods(method: str, rng: np.random.Generator) -> None:
     X = rng.normal(size=(600, 3))
     ens = Ensemble(method=method, calibration={"window": 300}).learn_many(X)
@@ -161,3 +161,39 @@ def test_calibration_gate_keeps_anomalies_out_of_the_reference(rng: np.random.Ge
     assert gated.n_samples_seen_ == open_.n_samples_seen_
     assert gated.score_many([[9.0]])[0] > 0.95
     assert open_.score_many([[9.0]])[0] < gated.score_many([[9.0]])[0]
+
+
+def test_min_p_is_weighted_bonferroni_and_fisher_adds_up() -> None:
+    ens = Ensemble(members=[{"detector": RobustZScore(), "name": "a", "weight": 3.0},
+                            {"detector": RobustZScore(), "name": "b", "weight": 1.0}],
+                   method="min_p")
+    cal = np.array([[0.999, 0.5], [0.5, 0.999], [0.2, 0.3]])
+    ens._init_members(1)
+    # p / share: a has 3/4 of the weight, b 1/4.
+    np.testing.assert_allclose(ens._combine(cal), [1 - 0.001 / 0.75, 1 - 0.001 / 0.25, 0.0])
+    ens.method = "fisher"
+    from scipy import stats
+
+    both = ens._combine(np.array([[0.99, 0.99]]))[0]
+    assert both == pytest.approx(stats.chi2.cdf(-4 * np.log(0.01), 4))
+    assert both > 0.998  # two members each 1-in-100 sure: 1 in 1,000 together
+
+
+def test_externally_driven_ensemble_matches_its_own_scoring(rng: np.random.Generator) -> None:
+    ens = default_ensemble("connections")
+    X = np.abs(rng.normal(size=(1500, 4)))
+    ens.learn_members(X[:1000], feature_names=list("abcd"))
+    assert ens.member_names_ == ["marginal_tail", "half_space_trees"]
+    ens.fit_calibration(ens.member_scores(X[1000:1400], calibrated=False))
+    probe = np.vstack([X[1400:], [[9.0, 9.0, 9.0, 9.0]]])
+    raw = ens.member_scores(probe, calibrated=False)
+    np.testing.assert_array_equal(ens.combine(raw), ens.score_many(probe))
+    assert ens.combine(raw)[-1] > 0.999 > np.median(ens.combine(raw)[:-1])
+    # Body-tail calibrators: a reference polluted by a few extreme scores keeps its tail.
+    before = ens.combine(raw)[-1]
+    ens.learn_calibration(np.vstack([raw[:-1], np.full((20, 2), 1e6)]))
+    assert ens.combine(raw)[-1] == pytest.approx(before, abs=1e-3)
+    with pytest.raises(ValueError, match="shape"):
+        ens.combine(raw[:, :1])
+    with pytest.raises(ValueError, match="kind"):
+        Ensemble(calibration={"kind": "isotonic"}).learn_many(X)

@@ -12,8 +12,8 @@ import pytest
 
 import detectors
 from detectors import Detector, NotFittedError
-from detectors.calibration import ScoreCalibrator
-from detectors.marginal_tail import BodyTailCalibrator, MarginalTail
+from detectors.calibration import BodyTailCalibrator, ScoreCalibrator
+from detectors.marginal_tail import MarginalTail
 from tests.unit.detectors import test_conformance as conformance
 
 # The module registers itself on import; the conformance module lists the registry when it
