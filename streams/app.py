@@ -24,6 +24,7 @@ from faust.streams import _current_event
 from streams.connection_scoring import (
     ConnectionModelConfig,
     ConnectionScorer,
+    make_connection_detector,
     score_connection_batch,
 )
 from streams.scoring import (
@@ -33,6 +34,7 @@ from streams.scoring import (
     ScoredEvent,
     SensorModelConfig,
     SensorScorer,
+    make_sensor_detector,
     score_sensor_batch,
 )
 from streams.settings import Settings
@@ -166,9 +168,14 @@ def create_app(settings: Settings | None = None) -> Pipeline:
             )
 
     conn_config = ConnectionModelConfig(
+        detector=settings.connection_detector.detector,
         bootstrap_events=settings.connection_detector.bootstrap_events,
         top_k=settings.connection_detector.top_k,
     )
+    # A detector name that cannot run in the stream fails here, at start-up, with the
+    # reason, not inside an agent at the first event.
+    make_sensor_detector(model_config, ["value_z"])
+    make_connection_detector(None, conn_config)
     conn_policy = AlertPolicy(
         threshold=settings.alerts.connections_threshold,
         warmup=settings.connection_detector.warmup,

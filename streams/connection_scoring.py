@@ -14,27 +14,35 @@ How a connection is scored, and when that becomes an alert:
 
 1. **Features**: the pipeline's scaled features, *unclipped* (a value beyond the bootstrap
    range keeps its distance: ``meta["out_of_range_scaled"]``).
-2. **Surprise** (:class:`~detectors.marginal_tail.MarginalTail`): per feature,
-   ``-ln P(X >= x)`` among the reference connections, extrapolated exponentially beyond
-   the largest value seen; features measuring the same thing (e.g. ``serror_rate`` and
-   ``dst_host_serror_rate``) count once; the score is the sum over groups, in nats. Only
-   the upper tail counts (more connections, more errors, a rarer service are unusual; a
-   host getting a smaller share of the last 100 connections because another one is
-   flooded is not), and only features about *this destination* and *this connection*: the
+2. **Ensemble** (:func:`~detectors.ensemble.connection_ensemble`, unless ``detector``
+   names another), on features about *this destination* and *this connection* only: the
    per-service windows (``srv_*``, ``dst_host_srv_*``) mix hosts, so a sweep of host A
-   would otherwise raise alerts on host B that offers the swept service.
-3. **Calibration** (:class:`~detectors.marginal_tail.BodyTailCalibrator`): ``score = 1 - p``,
-   ``p`` the tail probability of the surprise among reference surprises: empirical up to
-   their 90th percentile, an exponential tail beyond it whose scale comes from the body
-   (50th to 90th percentile), so it reaches far below ``1 / window`` and no reference
-   score above the 90th percentile (an attack that slipped in) moves it. The first
-   reference is the bootstrap's, cross-fitted (each half scored by a detector that learned
-   the other half: out of sample); the first ``calibration_window`` calibration rows after
-   the bootstrap replace it, then one in ``calibration_every`` refreshes it.
+   would otherwise raise alerts on host B that offers the swept service. Members:
+
+   * ``marginal_tail`` (:class:`~detectors.marginal_tail.MarginalTail`): per feature,
+     ``-ln P(X >= x)`` among the reference connections, extrapolated exponentially beyond
+     the largest value seen; features measuring the same thing (e.g. ``serror_rate`` and
+     ``dst_host_serror_rate``) count once; the score is the sum over groups, in nats.
+     Only the upper tail counts (more connections, more errors, a rarer service are
+     unusual; a host getting a smaller share of the last 100 connections because another
+     one is flooded is not);
+   * ``half_space_trees`` (:class:`~detectors.online.HalfSpaceTrees`): sparse regions of
+     the joint feature space, for combinations of values that are each ordinary; weighted
+     0.1, so it raises an alert alone only when it is very sure.
+3. **Calibration** (:class:`~detectors.calibration.BodyTailCalibrator`, one per member):
+   ``p`` is the tail probability of the member's raw score among its reference scores:
+   empirical up to their 90th percentile, an exponential tail beyond it whose scale comes
+   from the body (50th to 90th percentile), so it reaches far below ``1 / window`` and no
+   reference score above the 90th percentile (an attack that slipped in) moves it. The
+   connection's score is ``1 - min(1, min_j p_j / w_j)`` over the members' weight shares
+   ``w_j`` (the most alarmed member decides, Bonferroni-corrected). The first reference
+   is the bootstrap's, cross-fitted (each half scored by members that learned the other
+   half: out of sample); the first ``calibration_window`` calibration rows after the
+   bootstrap replace it, then one in ``calibration_every`` refreshes it.
 4. **Learning**: nothing is learned from a host while it is under alert (a flood makes the
-   victim's other connections look odd too); otherwise the detector learns rows scoring
+   victim's other connections look odd too); otherwise the members learn rows scoring
    below ``learn_below`` (clearly normal) and the calibration rows below
-   ``calibrate_below``. The detector's reference keeps a constant total weight
+   ``calibrate_below``. The marginal reference keeps a constant total weight
    (``capacity``, by default the bootstrap's size) and forgets with a half-life of
    ``half_life`` learned rows: a fixed reference from the bootstrap, refreshed slowly, so
    its scores do not drift against the calibration and an attack that is not alerted on
@@ -43,8 +51,8 @@ How a connection is scored, and when that becomes an alert:
    host is alerted when it has ``evidence_k`` anomalous connections within
    ``evidence_window_s`` seconds (attacks are bursts; a lone odd connection is not an
    incident), one alert per episode (:class:`~streams.scoring.EpisodeTracker`). The alert
-   lists the most surprising features (nats, and the share of reference connections at
-   least as extreme).
+   names the members that found the connection anomalous and lists the most surprising
+   features (nats, and the share of reference connections at least as extreme).
 """
 
 from __future__ import annotations
@@ -56,13 +64,17 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from detectors.marginal_tail import BodyTailCalibrator, MarginalTail
+from detectors import create as create_detector
+from detectors.ensemble import Ensemble, connection_ensemble
+from detectors.explain import top_k_contributions
 from streams.scoring import (
     AlertPolicy,
     DeadLetter,
     EpisodeTracker,
     RawRecord,
     ScoredEvent,
+    alarmed_members,
+    member_surprises,
     surprise,
     validate_batch,
 )
@@ -82,25 +94,27 @@ __all__ = [
 ]
 
 SOURCE_CONNECTIONS = "connections"
-DETECTOR_NAME = "marginal_tail"
-STATE_VERSION = 2
+STATE_VERSION = 3
 
 
 @dataclass(frozen=True)
 class ConnectionModelConfig:
     """How a partition's connection scorer is built (see the module docstring)."""
 
+    #: ``default_ensemble``, ``marginal_tail`` (that member alone), or any registered
+    #: online detector (one member on the same columns, body-tail calibrated).
+    detector: str = "default_ensemble"
     bootstrap_events: int = 1000
     chunk: int = 32
     top_k: int = 3
     #: Anomalous connections to one host within ``evidence_window_s`` that open an alert.
     evidence_k: int = 3
     evidence_window_s: float = 2.0
-    #: Rows scoring at or above this are not learned by the detector ...
+    #: Rows scoring at or above this are not learned by the members ...
     learn_below: float = 0.9
     #: ... nor, at or above this, by the calibration.
     calibrate_below: float = 0.99
-    #: Total weight of the detector's reference; ``None``: the bootstrap's size.
+    #: Total weight of the marginal reference; ``None``: the bootstrap's size.
     capacity: int | None = None
     #: Learned rows after which an old reference row weighs half.
     half_life: float = 100_000.0
@@ -163,25 +177,37 @@ def _capacity(config: ConnectionModelConfig) -> int:
 
 def make_connection_detector(
     names: Sequence[str] | None = None, config: ConnectionModelConfig | None = None
-) -> MarginalTail:
-    """The connection detector: per-feature upper-tail surprise, grouped (in nats).
+) -> Ensemble:
+    """The connection detector named in ``config.detector``, for feature columns ``names``.
 
     ``names`` are the pipeline's feature names (``None``: every column its own group).
-    Numpy-only, vectorised, and its JSON state is a histogram per feature (tens of kB).
+    Numpy-only and vectorised; JSON state.
+
+    >>> [m["name"] for m in make_connection_detector().members]
+    ['marginal_tail', 'half_space_trees']
     """
     config = config or ConnectionModelConfig()
     groups = None if names is None else connection_groups(names, config.service_features)
-    return MarginalTail(
+    ens = connection_ensemble(
         groups=groups,
-        tails="upper",
-        resolution=1e-3,
-        prior=1.0,
-        capacity=float(max(_capacity(config), 1)),
+        capacity=float(_capacity(config)),
         half_life=config.half_life,
-        tail_quantile=0.9,
-        min_scale=0.02,
         constant_scale=config.constant_scale,
+        calibration_window=config.calibration_window,
     )
+    if config.detector == "default_ensemble":
+        return ens
+    if config.detector in {m["name"] for m in ens.members}:
+        ens.members = [m for m in ens.members if m["name"] == config.detector]
+        return ens
+    detector = create_detector(config.detector)
+    if not detector.online or not detector.json_state:
+        raise ValueError(
+            f"connection detector {config.detector!r} must learn online and keep JSON state"
+        )
+    columns = None if groups is None else sorted({c for g in groups for c in g})
+    ens.members = [{"detector": detector, "columns": columns, "name": config.detector}]
+    return ens
 
 
 def _entity(ev: ConnectionEvent) -> str:
@@ -224,11 +250,12 @@ def _unclipped(fv: FeatureVector, index: dict[str, int]) -> np.ndarray:
 def _crossfit_reference(
     X: np.ndarray, config: ConnectionModelConfig, names: Sequence[str]
 ) -> np.ndarray:
-    """Out-of-sample surprises of the bootstrap rows, for the first calibration reference.
+    """Out-of-sample raw member scores of the bootstrap rows, ``(n, n_members)``, for the
+    first calibration reference.
 
     Blocks of rows (longer than the 100-connection traffic window, so neighbours that
     share their traffic features stay together) alternate between two halves; each half
-    is scored by a detector that learned the other half twice (same total weight as the
+    is scored by members that learned the other half twice (same total weight as the
     full detector, so the same scale of surprise).
     """
     n = len(X)
@@ -236,23 +263,25 @@ def _crossfit_reference(
     fold = (np.arange(n) // block) % 2 == 0
     if fold.all() or not fold.any():
         fold = np.arange(n) % 2 == 0
-    out = np.empty(n)
+    out: np.ndarray | None = None
     for part in (fold, ~fold):
         det = make_connection_detector(names, config)
-        det.learn_many(np.repeat(X[~part], 2, axis=0), feature_names=list(names))
-        out[part] = det.score_many(X[part])
-    return out
+        det.learn_members(np.repeat(X[~part], 2, axis=0), feature_names=list(names))
+        raw = det.member_scores(X[part], calibrated=False)
+        if out is None:
+            out = np.empty((n, raw.shape[1]))
+        out[part] = raw
+    return out  # type: ignore[return-value]
 
 
 @dataclass
 class ConnectionScorer:
-    """Per-partition state: features, detector, calibration, evidence and episodes per
-    destination host, input position."""
+    """Per-partition state: features, detector (members and their calibration), evidence
+    and episodes per destination host, input position."""
 
     config: ConnectionModelConfig = field(default_factory=ConnectionModelConfig)
     pipeline: ConnectionFeaturePipeline | None = None
-    detector: MarginalTail | None = None
-    calibrator: BodyTailCalibrator | None = None
+    detector: Ensemble | None = None
     episodes: dict[str, EpisodeTracker] = field(default_factory=dict)
     #: Per host, the timestamps of its last ``evidence_k`` anomalous connections.
     evidence: dict[str, list[float]] = field(default_factory=dict)
@@ -299,13 +328,17 @@ class ConnectionScorer:
         for lo in range(0, len(pending), step):
             chunk = pending[lo : lo + step]
             X = np.vstack([x for _, x, _, _ in chunk])
-            raw = self.detector.score_many(X)  # type: ignore[union-attr]
-            scores = np.clip(self.calibrator.transform(raw), 0.0, 1.0)  # type: ignore[union-attr]
+            det: Ensemble = self.detector  # type: ignore[assignment]
+            raw = det.member_scores(X, calibrated=False)
+            members = np.column_stack(
+                [c.transform(raw[:, j]) for j, c in enumerate(det.calibrators_)]
+            )
+            scores = det.combine_calibrated(members)
             quiet = np.ones(len(chunk), dtype=bool)
-            for i, ((fv, x, ev, record), score, r) in enumerate(
-                zip(chunk, scores, raw, strict=True)
-            ):
-                out.append(self._event(fv, ev, record, float(score), float(r), policy, x))
+            for i, (fv, x, ev, record) in enumerate(chunk):
+                out.append(
+                    self._event(fv, ev, record, float(scores[i]), raw[i], members[i], policy, x)
+                )
                 quiet[i] = not self._under_alert(out[-1].entity)
             self._learn(X, raw, scores, quiet)
             self._forget_quiet_hosts(chunk[-1][2].timestamp)
@@ -319,14 +352,14 @@ class ConnectionScorer:
         """Learn what looks normal, from hosts that are not under alert (a flood makes the
         victim's other connections look odd too).
 
-        The detector learns rows below ``learn_below``; the calibration rows below
+        The members learn rows below ``learn_below``; the calibration rows below
         ``calibrate_below`` (it only uses the body of its reference, so it can take more
         of the tail, and must: cutting its reference at its own tail would shrink the tail
         it extrapolates from, round after round).
         """
         learn = quiet & (scores < self.config.learn_below)
         if learn.any():
-            self.detector.learn_many(X[learn])  # type: ignore[union-attr]
+            self.detector.learn_members(X[learn])  # type: ignore[union-attr]
             self.n_learned += int(learn.sum())
         calibrate = quiet & (scores < self.config.calibrate_below)
         if not calibrate.any():
@@ -334,13 +367,14 @@ class ConnectionScorer:
         ids = self.n_calibrated + np.arange(int(calibrate.sum()))
         self.n_calibrated += int(calibrate.sum())
         # The bootstrap's cross-fitted reference is only a stand-in (and the detector's
-        # scores change while its reference grows, if ``capacity`` exceeds the bootstrap):
+        # members' scores change while their reference grows, if ``capacity`` exceeds the
+        # bootstrap):
         # until then every row is a calibration row, afterwards one in ``calibration_every``.
         fast = max(self.config.calibration_window, _capacity(self.config))
         every = max(1, self.config.calibration_every)
         picked = raw[calibrate][(ids < fast) | (ids % every == 0)]
         if len(picked):
-            self.calibrator.learn_many(picked)  # type: ignore[union-attr]
+            self.detector.learn_calibration(picked)  # type: ignore[union-attr]
 
     def _fit_bootstrap(self, out: list[ScoredEvent]) -> None:
         frame = pd.DataFrame([event_row(ev) for ev in self._bootstrap])
@@ -349,9 +383,9 @@ class ConnectionScorer:
         X = np.vstack([self._features(ev)[1] for ev in self._bootstrap])
         names = list(self.pipeline.names)
         reference = _crossfit_reference(X, self.config, names)
-        self.calibrator = BodyTailCalibrator(self.config.calibration_window).fit(reference)
         self.detector = make_connection_detector(names, self.config)
-        self.detector.learn_many(X, feature_names=names)
+        self.detector.learn_members(X, feature_names=names)
+        self.detector.fit_calibration(reference)
         self._bootstrap = []
         last = out[-1].record
         self.position = (last.partition, last.offset)
@@ -366,7 +400,7 @@ class ConnectionScorer:
             raw_score=0.0,
             threshold=1.0,
             is_anomaly=False,
-            detector=DETECTOR_NAME,
+            detector=self.config.detector,
             model_version="bootstrap",
             features={},
             context={"bootstrap": True, "src_host": ev.src_host, "service": ev.service},
@@ -396,7 +430,8 @@ class ConnectionScorer:
         ev: ConnectionEvent,
         record: RawRecord,
         score: float,
-        raw: float,
+        raw: np.ndarray,
+        member_scores: np.ndarray,
         policy: AlertPolicy,
         x: np.ndarray,
     ) -> ScoredEvent:
@@ -420,7 +455,7 @@ class ConnectionScorer:
             "service": ev.service,
             "flag": ev.flag,
             "traffic": fv.meta.get("traffic"),
-            "surprise_nats": round(raw, 3),
+            "members": member_surprises(self.detector, member_scores),
             "evidence": evidence,
             "out_of_range_fields": list(fv.meta.get("out_of_range_fields", ())),
         }
@@ -433,7 +468,11 @@ class ConnectionScorer:
                 "severity": "critical" if score >= 1 - (1 - policy.threshold) / 100 else "warning",
                 "score": score,
                 "threshold": policy.threshold,
-                "detectors": [DETECTOR_NAME],
+                "detectors": alarmed_members(
+                    self.detector,  # type: ignore[arg-type]
+                    member_scores,
+                    policy.threshold,
+                ),
                 "features": self._top_features(x),
                 "evidence": {
                     "anomalous_connections": evidence,
@@ -460,7 +499,7 @@ class ConnectionScorer:
             raw_score=surprise(score),
             threshold=policy.threshold,
             is_anomaly=is_anomaly,
-            detector=DETECTOR_NAME,
+            detector=self.config.detector,
             model_version="online",
             # The traffic and size features explain connections; the one-hot columns are
             # implied by service/flag in the context. (Finite floats: no jsonable needed.)
@@ -474,11 +513,27 @@ class ConnectionScorer:
         """The most surprising features, most surprising first: ``contribution`` in nats,
         ``tail_probability`` = share of reference connections at least as extreme
         (``exp(-contribution)``), ``ratio_to_normal`` against the feature's mean surprise
-        (``None`` where that is 0: a value never seen before)."""
-        det = self.detector
-        contrib = det.explain(x[None, :])[0]  # type: ignore[union-attr]
-        normal = det.normal_contribution()  # type: ignore[union-attr]
-        names = det.feature_names_  # type: ignore[union-attr]
+        (``None`` where that is 0: a value never seen before). Without a
+        ``marginal_tail`` member: the ensemble's own explanation, if it has one."""
+        det = self.detector.members_.get("marginal_tail")  # type: ignore[union-attr]
+        if det is None:
+            try:
+                top = top_k_contributions(self.detector, x, k=self.config.top_k)
+            except (NotImplementedError, ValueError):
+                return []
+            index = self._index
+            return [
+                {
+                    "name": n,
+                    "value": float(x[index[n]]),
+                    "contribution": float(c),
+                    "ratio_to_normal": None if not np.isfinite(r) else float(r),
+                }
+                for n, c, r in top
+            ]
+        contrib = det.explain(x[None, :])[0]
+        normal = det.normal_contribution()
+        names = det.feature_names_
         order = np.argsort(-contrib, kind="stable")[: self.config.top_k]
         return [
             {
@@ -499,7 +554,6 @@ class ConnectionScorer:
             "config": asdict(self.config),
             "pipeline": None if self.pipeline is None else self.pipeline.to_state(),
             "detector": None if self.detector is None else self.detector.to_state(),
-            "calibrator": None if self.calibrator is None else self.calibrator.to_state(),
             "episodes": {k: v.to_state() for k, v in self.episodes.items()},
             "evidence": {k: list(v) for k, v in self.evidence.items()},
             "n_scored": self.n_scored,
@@ -514,16 +568,13 @@ class ConnectionScorer:
             raise ValueError(f"unsupported connection state version {state.get('version')!r}")
         detector = None
         if state["detector"] is not None:
-            detector = MarginalTail.from_state(state["detector"])
+            detector = Ensemble.from_state(state["detector"])
         return cls(
             config=ConnectionModelConfig(**state["config"]),
             pipeline=None
             if state["pipeline"] is None
             else ConnectionFeaturePipeline.from_state(state["pipeline"]),
             detector=detector,  # type: ignore[arg-type]
-            calibrator=None
-            if state["calibrator"] is None
-            else BodyTailCalibrator.from_state(state["calibrator"]),
             episodes={k: EpisodeTracker.from_state(v) for k, v in state["episodes"].items()},
             evidence={k: [float(t) for t in v] for k, v in state["evidence"].items()},
             n_scored=state["n_scored"],

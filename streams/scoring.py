@@ -15,14 +15,10 @@ from dataclasses import asdict, dataclass
 from typing import Any, TypeVar
 
 import numpy as np
-from scipy import special
 
-from detectors import Detector
 from detectors import create as create_detector
-from detectors.calibration import ScoreCalibrator
-from detectors.ensemble import Ensemble, default_ensemble
+from detectors.ensemble import Ensemble, sensor_ensemble
 from detectors.explain import top_k_contributions
-from detectors.online import RobustZScore
 from windowing.features import FeatureVector, jsonable
 from windowing.schemas import RejectedEvent, SensorReading, parse_sensor_reading
 from windowing.sensor import SensorFeaturePipeline
@@ -35,9 +31,10 @@ __all__ = [
     "ScoredEvent",
     "SensorModelConfig",
     "SensorScorer",
-    "calibrate_z",
+    "alarmed_members",
     "dead_letter",
     "make_sensor_detector",
+    "member_surprises",
     "score_sensor_batch",
     "stable_alert_id",
     "surprise",
@@ -197,7 +194,7 @@ class EpisodeTracker:
 class SensorModelConfig:
     """How a new sensor's feature pipeline and detector are built (from the settings)."""
 
-    detector: str = "robust_zscore"
+    detector: str = "default_ensemble"
     cadence: float | None = None
     seasonal_period: float | None = None
     tz: str = "UTC"
@@ -212,45 +209,47 @@ class SensorModelConfig:
     reference_below: float = 0.999
 
 
-def make_sensor_detector(config: SensorModelConfig, names: Sequence[str]) -> Detector:
+def make_sensor_detector(config: SensorModelConfig, names: Sequence[str]) -> Ensemble:
     """The sensor detector named in ``config``, for feature columns ``names``.
 
-    ``robust_zscore`` (the default) is used as is and calibrated analytically (see
-    :func:`calibrate_z`); ``default_ensemble`` is detectors' sensor ensemble, told where the
-    calendar columns are; any other registered detector is wrapped in a one-member ensemble
-    on the value columns so its score is an empirical tail probability in [0, 1].
+    Always an :class:`~detectors.ensemble.Ensemble`, so every sensor score is a calibrated
+    tail probability in [0, 1]:
 
-    >>> make_sensor_detector(SensorModelConfig(), ["value_z", "hour_sin"]).name
-    'robust_zscore'
+    * ``default_ensemble`` (the default): detectors' sensor ensemble, told where the
+      calendar columns are, its z-score members starting from the analytic prior;
+    * ``robust_zscore``: that ensemble's z-score member alone;
+    * any other registered detector: one member on the value columns, calibrated
+      empirically.
+
+    >>> names = ["value_z", "hour_sin", "hour_cos", "dow_sin", "dow_cos"]
+    >>> ens = make_sensor_detector(SensorModelConfig(), names)
+    >>> [m["name"] for m in ens.members]
+    ['zscore', 'seasonal']
     """
     time_cols = [i for i, n in enumerate(names) if n.startswith(_CALENDAR_PREFIXES)]
     value_cols = [i for i, n in enumerate(names) if not n.startswith(_CALENDAR_PREFIXES)]
-    if config.detector == "robust_zscore":
-        # value_z is already a robust z-score; the floor keeps a flat stretch (MAD 0) from
-        # turning the next tiny wiggle into an "infinitely" rare event.
-        return RobustZScore(window=288, min_scale=0.5)
-    if config.detector == "default_ensemble":
-        if len(value_cols) == 1 and time_cols:
-            return default_ensemble("sensors", time_columns=time_cols)
-        return default_ensemble("sensors", time_columns=None)
+    options = {
+        "prior_until": config.empirical_after,
+        "calibration_gate": config.reference_below,
+    }
+    if config.detector in ("default_ensemble", "robust_zscore"):
+        ens = sensor_ensemble(
+            value_columns=value_cols, time_columns=time_cols or None, **options
+        )
+        if config.detector == "robust_zscore":
+            ens.members = [m for m in ens.members if m["name"] == "zscore"]
+        return ens
     member = create_detector(config.detector)
+    if not member.online or not member.json_state:
+        raise ValueError(
+            f"sensor detector {config.detector!r} must learn online and keep JSON state"
+        )
     return Ensemble(
         members=[{"detector": member, "columns": value_cols, "name": config.detector}],
         method="max",
         calibration={"window": 1000, "tail_quantile": 0.95},
+        calibration_gate=config.reference_below,
     )
-
-
-def calibrate_z(z: np.ndarray) -> np.ndarray:
-    """Robust z-scores to [0, 1]: ``P(|N(0,1)| < z)``, the two-sided tail complement.
-
-    Analytic, so it is trustworthy from a sensor's first readings on; an empirical
-    calibration cannot say "rarer than 1 in 10,000" before it has seen 10,000 scores.
-
-    >>> calibrate_z(np.array([0.0, 1.96, 4.0])).round(5).tolist()
-    [0.0, 0.95, 0.99994]
-    """
-    return special.erf(np.abs(z) / math.sqrt(2.0))
 
 
 class SensorScorer:
@@ -267,10 +266,9 @@ class SensorScorer:
         config: SensorModelConfig | None = None,
         *,
         features: SensorFeaturePipeline | None = None,
-        detector: Detector | None = None,
+        detector: Ensemble | None = None,
         episodes: EpisodeTracker | None = None,
         n_scored: int = 0,
-        calibrator: ScoreCalibrator | None = None,
         position: tuple[int, int] | None = None,
     ) -> None:
         self.sensor_id = sensor_id
@@ -287,7 +285,6 @@ class SensorScorer:
         self.detector = detector
         self.episodes = episodes or EpisodeTracker()
         self.n_scored = n_scored
-        self.calibrator = calibrator
         #: Input position of the last event this state has absorbed, as (partition, offset).
         self.position = position
 
@@ -323,9 +320,6 @@ class SensorScorer:
         names = list(rows[0][0].names)
         if self.detector is None:
             self.detector = make_sensor_detector(self.config, names)
-        if self.calibrator is None and not isinstance(self.detector, Ensemble):
-            self.calibrator = ScoreCalibrator(window=2000, tail_quantile=0.95)
-        vcols = self._value_columns()
         events: list[ScoredEvent] = []
         # A backlog arrives as one big batch; scoring all of it against the state at its
         # start would judge hundreds of readings by none of their predecessors. Small
@@ -334,44 +328,25 @@ class SensorScorer:
         step = max(1, self.config.chunk)
         for lo in range(0, len(rows), step):
             Xc = X[lo : lo + step]
-            scores = self._scores(Xc)
+            scores, members = self._scores(Xc)
             for i, score in enumerate(scores):
                 fv, reading, record = rows[lo + i]
-                events.append(self._event(fv, reading, record, float(score), policy, Xc[i]))
-            if isinstance(self.detector, Ensemble):
-                self.detector.learn_many(Xc, feature_names=names)
-            else:
-                if self.detector.is_fitted and self.detector.n_seen >= 2:
-                    # The reference of the empirical calibration: this sensor's own recent
-                    # z-scores, judged before the detector learned them, without the ones
-                    # that were anomalous (a reference full of past spikes makes the next
-                    # one look ordinary).
-                    z = self.detector.score_many(Xc[:, vcols])
-                    keep = scores < self.config.reference_below
-                    self.calibrator.learn_many(z[keep])  # type: ignore[union-attr]
-                self.detector.learn_many(Xc[:, vcols], feature_names=[names[i] for i in vcols])
+                events.append(
+                    self._event(fv, reading, record, float(score), members[i], policy, Xc[i])
+                )
+            # Prequential: the calibrators take these scores (of data not learned yet,
+            # the anomalous ones left out: a reference full of past spikes makes the next
+            # one look ordinary), then the members learn the chunk.
+            self.detector.learn_many(Xc, feature_names=names)
         return events, dead
 
-    def _value_columns(self) -> list[int]:
-        # Calendar columns are context for seasonal detectors, not evidence on their own.
-        return [
-            i for i, n in enumerate(self.features.names) if not n.startswith(_CALENDAR_PREFIXES)
-        ]
-
-    def _scores(self, X: np.ndarray) -> np.ndarray:
-        if (
-            self.detector is None
-            or not self.detector.is_fitted
-            or (getattr(self.detector, "n_seen", 2) < 2)
-        ):
-            return np.zeros(len(X))
-        if isinstance(self.detector, Ensemble):
-            return np.clip(self.detector.score_many(X), 0.0, 1.0)
-        z = self.detector.score_many(X[:, self._value_columns()])
-        cal = self.calibrator
-        if cal is not None and getattr(cal, "count_", 0) >= self.config.empirical_after:
-            return np.clip(cal.transform(z), 0.0, 1.0)
-        return calibrate_z(z)
+    def _scores(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Combined scores ``(n,)`` and calibrated member scores ``(n, n_members)``."""
+        det = self.detector
+        if det is None or not det.is_fitted:
+            return np.zeros(len(X)), np.zeros((len(X), 0))
+        members = det.member_scores(X)
+        return np.clip(det.combine_calibrated(members), 0.0, 1.0), members
 
     def _event(
         self,
@@ -379,6 +354,7 @@ class SensorScorer:
         reading: SensorReading,
         record: RawRecord,
         score: float,
+        member_scores: np.ndarray,
         policy: AlertPolicy,
         x: np.ndarray,
     ) -> ScoredEvent:
@@ -398,6 +374,7 @@ class SensorScorer:
             "kpss_pvalue": meta.get("kpss_pvalue"),
             "gap": bool(meta.get("gap")),
             "missing": meta.get("missing"),
+            "members": member_surprises(self.detector, member_scores),
         }
         alert = None
         if opened and alert_id is not None:
@@ -408,7 +385,7 @@ class SensorScorer:
                 "severity": _severity(score, policy),
                 "score": score,
                 "threshold": policy.threshold,
-                "detectors": [self.config.detector],
+                "detectors": alarmed_members(self.detector, member_scores, policy.threshold),
                 "features": self._top_features(x),
                 "first_seen": reading.timestamp,
                 "last_seen": reading.timestamp,
@@ -439,15 +416,15 @@ class SensorScorer:
         )
 
     def _top_features(self, x: np.ndarray) -> list[dict[str, Any]]:
-        cols = None if isinstance(self.detector, Ensemble) else self._value_columns()
-        names = self.features.names if cols is None else [self.features.names[i] for i in cols]
+        names = self.features.names
         try:
-            top = top_k_contributions(
-                self.detector, x if cols is None else x[cols], k=self.config.top_k
-            )
+            top = top_k_contributions(self.detector, x, k=self.config.top_k)
         except (NotImplementedError, ValueError):
             return []
-        top = [(n, c, r) for n, c, r in top if n in names]
+        # Calendar columns are context, not evidence on their own.
+        top = [
+            (n, c, r) for n, c, r in top if n in names and not n.startswith(_CALENDAR_PREFIXES)
+        ]
         return [
             {
                 "name": name,
@@ -460,20 +437,19 @@ class SensorScorer:
 
     def to_state(self) -> dict[str, Any]:
         return {
-            "version": 2,
+            "version": 3,
             "sensor_id": self.sensor_id,
             "config": asdict(self.config),
             "features": self.features.to_state(),
             "detector": None if self.detector is None else self.detector.to_state(),
             "episodes": self.episodes.to_state(),
             "n_scored": self.n_scored,
-            "calibrator": None if self.calibrator is None else self.calibrator.to_state(),
             "position": list(self.position) if self.position is not None else None,
         }
 
     @classmethod
     def from_state(cls, state: dict[str, Any]) -> SensorScorer:
-        if state.get("version") != 2:
+        if state.get("version") != 3:
             raise ValueError(f"unsupported sensor state version {state.get('version')!r}")
         return cls(
             state["sensor_id"],
@@ -481,16 +457,29 @@ class SensorScorer:
             features=SensorFeaturePipeline.from_state(state["features"]),
             detector=None
             if state["detector"] is None
-            else (
-                RobustZScore if state["config"]["detector"] == "robust_zscore" else Detector
-            ).from_state(state["detector"]),
+            else Ensemble.from_state(state["detector"]),  # type: ignore[arg-type]
             episodes=EpisodeTracker.from_state(state["episodes"]),
             n_scored=state["n_scored"],
-            calibrator=None
-            if state.get("calibrator") is None
-            else ScoreCalibrator.from_state(state["calibrator"]),
             position=tuple(state["position"]) if state.get("position") else None,
         )
+
+
+def member_surprises(ensemble: Ensemble | None, member_scores: np.ndarray) -> dict[str, float]:
+    """Each member's calibrated score as :func:`surprise`, by member name (score records)."""
+    if ensemble is None or not len(member_scores):
+        return {}
+    return {
+        name: surprise(float(m))
+        for name, m in zip(ensemble.member_names_, member_scores, strict=True)
+    }
+
+
+def alarmed_members(ensemble: Ensemble, member_scores: np.ndarray, threshold: float) -> list[str]:
+    """Members that alone would have called the event anomalous, most alarmed first (at
+    least the most alarmed one): the ``detectors`` of an alert."""
+    names = ensemble.member_names_
+    order = np.argsort(-member_scores, kind="stable")
+    return [names[i] for i in order if member_scores[i] >= threshold] or [names[order[0]]]
 
 
 def surprise(score: float) -> float:

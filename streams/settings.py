@@ -124,10 +124,10 @@ class SensorDetectorSettings(BaseModel):
     """Per-sensor features and detector used by the sensor agent."""
 
     detector: str = Field(
-        "robust_zscore",
-        description="robust_zscore (robust z of the stationary value, analytic tail "
-        "probability: alert-ready after warm-up), default_ensemble (z + seasonal profile + "
-        "EW Gaussian; empirical calibration, needs ~1000 readings per sensor), or any "
+        "default_ensemble",
+        description="default_ensemble (robust z of the stationary value, starting from an "
+        "analytic tail probability, + hour-of-week seasonal profile, once it has a few "
+        "hundred readings; Bonferroni-combined), robust_zscore (its z member alone), or any "
         "registered online detector (empirically calibrated).",
     )
     warmup: int = Field(60, description="Readings per sensor before its scores may alert.")
@@ -147,6 +147,12 @@ class SensorDetectorSettings(BaseModel):
 class ConnectionDetectorSettings(BaseModel):
     """Features and detector of the connection agent (one state per input partition)."""
 
+    detector: str = Field(
+        "default_ensemble",
+        description="default_ensemble (per-feature tail surprise + Half-Space Trees, "
+        "Bonferroni-combined, the trees weighted 0.1), marginal_tail or half_space_trees "
+        "(one member alone), or any registered online detector with JSON state.",
+    )
     bootstrap_events: int = Field(
         1000,
         description="Connections per partition used to learn scaling bounds and categories "

@@ -219,8 +219,11 @@ class _SeriesInput:
 def _sensor_detector(name: str, params: Mapping[str, Any], fx: SensorFeatures) -> Detector:
     p = dict(params)
     if name == DEFAULT_ENSEMBLE:
-        # The sensor ensemble reads hour/day-of-week at these positions (None: it has none).
+        # The sensor ensemble reads hour/day-of-week at these positions (None: it has
+        # none), and the values everywhere else.
         p.setdefault("time_columns", fx.time_columns)
+        times = set(fx.time_columns or ())
+        p.setdefault("value_columns", [i for i in range(len(fx.names)) if i not in times])
     return make_detector(name, p, "sensors")[1]
 
 

@@ -22,11 +22,11 @@ import numpy as np
 import detectors
 from detectors.base import Detector
 from detectors.calibration import ScoreCalibrator
+from detectors.ensemble import default_ensemble
 
 __all__ = [
     "DEFAULT",
     "DEFAULT_ENSEMBLE",
-    "ISOLATION_FOREST_NAMES",
     "ONLINE_CALIBRATION",
     "ReplayResult",
     "calibrate_online",
@@ -38,11 +38,9 @@ __all__ = [
     "score_in_batches",
 ]
 
-#: Registry names under which an Isolation-Forest-like detector may be registered.
-ISOLATION_FOREST_NAMES = ("isolation_forest", "iforest", "isolationforest")
 #: ``--detector`` value (and the default) meaning "what the pipeline runs for this source".
 DEFAULT = "default"
-#: Name reported for ``detectors.ensemble.default_ensemble(source)``.
+#: Name of ``detectors.ensemble.default_ensemble(source)``, the pipeline's detector.
 DEFAULT_ENSEMBLE = "default_ensemble"
 #: ``ScoreCalibrator`` settings of the online replay: those the stream gives a sensor
 #: detector that is not the default ensemble (``streams.scoring.make_sensor_detector``
@@ -50,36 +48,12 @@ DEFAULT_ENSEMBLE = "default_ensemble"
 ONLINE_CALIBRATION: dict[str, Any] = {"window": 1000, "tail_quantile": 0.95}
 
 
-def _default_ensemble_factory() -> Callable[..., Detector] | None:
-    try:
-        from detectors.ensemble import default_ensemble
-    except ImportError:
-        return None
-    return default_ensemble
-
-
-#: The sensor agent's default detector and its parameters (streams.scoring).
-STREAM_SENSOR_DETECTOR = ("robust_zscore", {"window": 288, "min_scale": 0.5})
-
-
 def default_detector_name(source: str) -> str:
-    """What ``evaluate`` runs when no detector is named.
-
-    Sensors: ``robust_zscore`` with the sensor agent's parameters, the stream's default.
-    Connections: ``default_ensemble`` (``detectors.ensemble.default_ensemble(source)``).
-    (Should that factory be missing from a build, connections fall back to an
-    Isolation-Forest-like detector when one is registered, else ``robust_zscore``.)
-    """
-    if source == "sensors":
-        return STREAM_SENSOR_DETECTOR[0]
-    if _default_ensemble_factory() is not None:
-        return DEFAULT_ENSEMBLE
-    if source == "connections":
-        known = set(detectors.available())
-        for name in ISOLATION_FOREST_NAMES:
-            if name in known:
-                return name
-    return "robust_zscore"
+    """What ``evaluate`` runs when no detector is named: the pipeline's default ensemble
+    for ``source`` (``detectors.ensemble.default_ensemble``), for both sources."""
+    if source not in ("sensors", "connections"):
+        raise ValueError(f"unknown source {source!r}: 'sensors' or 'connections'")
+    return DEFAULT_ENSEMBLE
 
 
 def make_detector(
@@ -94,16 +68,12 @@ def make_detector(
 
     >>> make_detector("robust_zscore", {"window": 50})[1].window
     50
+    >>> make_detector(None)[0]
+    'default_ensemble'
     """
     resolved = default_detector_name(source) if name in (None, DEFAULT) else name
-    if resolved == STREAM_SENSOR_DETECTOR[0] and source == "sensors" and not params:
-        # The sensor agent's parametrisation, so evaluate measures what the stream runs.
-        params = dict(STREAM_SENSOR_DETECTOR[1])
     if resolved == DEFAULT_ENSEMBLE:
-        factory = _default_ensemble_factory()
-        if factory is None:
-            raise ValueError("detectors.ensemble.default_ensemble is not available")
-        return resolved, factory(source, **(params or {}))
+        return resolved, default_ensemble(source, **(params or {}))
     return resolved, detectors.create(resolved, **(params or {}))
 
 

@@ -47,7 +47,7 @@ def test_every_panel_query_runs_and_returns_rows(stack: Any) -> None:
             1.0,
             0.99999,
             i == 0,
-            "robust_zscore",
+            "default_ensemble",
             "online",
             {},
             {},
@@ -61,7 +61,7 @@ def test_every_panel_query_runs_and_returns_rows(stack: Any) -> None:
         "entity": entity,
         "severity": "critical",
         "score": 0.999999,
-        "detectors": ["robust_zscore"],
+        "detectors": ["zscore"],
         "features": [{"name": "value_z", "value": 9.0}],
         "first_seen": now - 60,
     }

@@ -105,11 +105,13 @@ def test_sensor_events_reach_scores_alerts_deadletter_and_influx(pipeline: Any) 
     assert alerts[0]["entity"] == spike_entity
     assert alerts[0]["first_seen"] == spike_ts
     assert alerts[0]["alert_id"] == stable_alert_id("sensors", spike_entity, spike_ts)
+    # The ensemble member that raised it: a spike is the z-score member's.
+    assert alerts[0]["detectors"][0] == "zscore"
 
     # InfluxDB: a score point per good event with its tags and fields; the alert point.
     rows = influx_points(s, "score", "value", sent["sensors"])
     assert len(rows) == 360
-    assert {r["detector"] for r in rows} == {"robust_zscore"}
+    assert {r["detector"] for r in rows} == {"default_ensemble"}
     assert {r["source"] for r in rows} == {"sensors"}
     got = {(r["entity"], r["_time"].timestamp()): r["_value"] for r in rows}
     for g in sent["good"]:

@@ -98,10 +98,9 @@ def test_default_ensemble_gets_value_then_time_columns(nab_corpus: Path) -> None
 
 def test_default_sensor_detector_is_the_stream_agents(nab_corpus: Path) -> None:
     res = run_evaluation(nab_corpus, format="nab", batch_size=50, report=False)
-    assert res["detector"] == "robust_zscore"
-    assert res["detector_params"] == {"window": 288, "min_scale": 0.5}
-    # A plain z-score gets the value only: calendar columns are context, not evidence.
-    assert res["feature_names"] == ["value_z"]
+    assert res["detector"] == "default_ensemble"
+    # The value and the calendar context the seasonal member needs.
+    assert res["feature_names"] == ["value_z", "hour_sin", "hour_cos", "dow_sin", "dow_cos"]
 
 
 def test_ensemble_time_columns_follow_extra_channels() -> None:
@@ -112,7 +111,7 @@ def test_ensemble_time_columns_follow_extra_channels() -> None:
     assert fx.names == ["value_z", "temp_z", "hour_sin", "hour_cos", "dow_sin", "dow_cos"]
     ens = _sensor_detector(DEFAULT_ENSEMBLE, {}, fx)
     cols = {m["name"]: m["columns"] for m in ens.members}
-    assert cols == {"zscore": [0], "seasonal": [0, 2, 3, 4, 5], "gaussian": [0, 2, 3, 4, 5]}
+    assert cols == {"zscore": [0, 1], "seasonal": [0, 1, 2, 3, 4, 5]}
     det = _sensor_detector("robust_zscore", {"window": 10}, fx)
     assert det.window == 10
 

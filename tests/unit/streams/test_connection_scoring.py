@@ -190,10 +190,23 @@ def test_one_odd_connection_is_anomalous_but_only_a_burst_alerts() -> None:
 def test_state_fits_a_kafka_message_and_round_trips() -> None:
     recs, _, _ = _records(6000, seed=5, attack_rate=0.003, warmup=2500)
     scorers: dict[int, ConnectionScorer] = {}
-    _run(recs, scorers, ConnectionModelConfig(bootstrap_events=1000), policy=CONNECTION_POLICY)
+    config = ConnectionModelConfig(bootstrap_events=1000)
+    _run(recs[:5000], scorers, config, policy=CONNECTION_POLICY)
     state = json.dumps(scorers[0].to_state())
+    # A Faust table entry is one Kafka message (1 MB by default).
     assert len(state) < 400_000
-    assert json.loads(state)["detector"]["detector"] == "marginal_tail"
+    detector = json.loads(state)["detector"]
+    assert detector["detector"] == "ensemble"
+    assert [m["name"] for m in detector["params"]["members"]] == [
+        "marginal_tail",
+        "half_space_trees",
+    ]
+    # The restored scorer goes on exactly where the original would have.
+    restored = {0: ConnectionScorer.from_state(json.loads(state))}
+    rest = recs[5000:]
+    expected = [e.score for e in _run(rest, scorers, config, policy=CONNECTION_POLICY)]
+    assert [e.score for e in _run(rest, restored, config, policy=CONNECTION_POLICY)] == expected
+    assert max(expected) > 0.5
     with pytest.raises(ValueError, match="version"):
         ConnectionScorer.from_state({**json.loads(state), "version": 1})
 
@@ -209,7 +222,8 @@ def test_hosts_under_alert_are_not_learned() -> None:
     assert attack_rows > 300
     # Flood connections carry the S0 flag: the reference barely saw any.
     names = list(scorer.pipeline.names)
-    values, weights = scorer.detector.feature_reference(names.index("flag=S0"))
+    marginal = scorer.detector.members_["marginal_tail"]
+    values, weights = marginal.feature_reference(names.index("flag=S0"))
     s0_weight = dict(zip(values.tolist(), weights.tolist(), strict=True)).get(1.0, 0.0)
     floods = sum(1 for lab in labels if lab == "neptune")
     assert floods >= 150

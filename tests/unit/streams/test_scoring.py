@@ -13,7 +13,6 @@ from streams.scoring import (
     RawRecord,
     SensorModelConfig,
     SensorScorer,
-    calibrate_z,
     score_sensor_batch,
     stable_alert_id,
 )
@@ -92,6 +91,11 @@ def test_spike_after_warmup_alerts_once_per_episode() -> None:
     assert alerts[0]["first_seen"] == pytest.approx(1.7e9 + 60 * 300)
     assert alerts[0]["features"][0]["name"] == "value_z"
     assert alerts[0]["features"][0]["value"] > 10
+    # Which member raised it, and every score record says how sure each member was.
+    assert alerts[0]["detectors"] == ["zscore"]
+    spike = scored[300]
+    assert set(spike.context["members"]) == {"zscore", "seasonal"}
+    assert spike.context["members"]["zscore"] > 5  # rarer than 1 in 100,000
     # White noise around a level: the test decided to leave it alone (no differencing).
     assert alerts[0]["stationarity"] != "pending"
     assert alerts[0]["differenced"] is False
@@ -172,10 +176,19 @@ def test_alert_ids_are_stable_across_replays() -> None:
     assert stable_alert_id("sensors", "s1", 1.0) != stable_alert_id("sensors", "s2", 1.0)
 
 
-def test_calibration_is_monotone_in_z() -> None:
-    cal = calibrate_z(np.linspace(0, 10, 50))
+def test_zscore_member_starts_from_the_half_normal_prior() -> None:
+    # Before it has a reference, the z-score member's calibration is analytic and
+    # monotone: alert-ready from the first readings.
+    values = list(20 + np.random.default_rng(4).normal(0, 0.1, 40))
+    scorers: dict[str, SensorScorer] = {}
+    _batched(_series(values), scorers, AlertPolicy())
+    ens = scorers["s1"].detector
+    assert ens is not None and ens.method == "min_p"
+    zscore = ens.calibrators_[ens.member_names_.index("zscore")]
+    assert zscore.prior == "half_normal" and not zscore.empirical
+    cal = zscore.transform(np.linspace(0, 10, 50))
     assert all(b >= a for a, b in itertools.pairwise(cal))
-    assert cal[0] == 0.0 and cal[-1] <= 1.0
+    assert cal[0] == 0.0 and abs(cal[20] - 0.9999) < 1e-4  # z = 4.08
 
 
 def test_simulated_anomalies_are_found_with_few_false_alarms() -> None:
@@ -248,10 +261,12 @@ def test_calibration_turns_empirical_after_enough_history() -> None:
     values = list(np.cumsum(rng.standard_t(3, 1500)))
     scorers: dict[str, SensorScorer] = {}
     scored = _batched(_series(values), scorers, AlertPolicy(), size=100)
-    cal = scorers["s1"].calibrator
-    assert cal is not None and cal.count_ >= SensorModelConfig().empirical_after
+    ens = scorers["s1"].detector
+    cal = ens.calibrators_[ens.member_names_.index("zscore")]
+    assert cal.empirical and cal.count_ >= SensorModelConfig().empirical_after
     late = scored[1000:]
     # Against its own history, the sensor's heavy tails stop looking extreme.
     assert sum(e.is_anomaly for e in late) <= 3
     state = json.loads(json.dumps(scorers["s1"].to_state()))
-    assert SensorScorer.from_state(state).calibrator.count_ == cal.count_
+    restored = SensorScorer.from_state(state).detector
+    assert restored.calibrators_[0].count_ == cal.count_
