@@ -311,10 +311,11 @@ class Ensemble(Detector):
         if self.method == "max":
             return cal.max(axis=1)
         if self.method == "min_p":
-            share = self.weights_ / self.weights_.sum()
-            with np.errstate(divide="ignore"):
-                p = (np.clip(1.0 - cal, 0.0, 1.0) / share).min(axis=1)
-            return 1.0 - np.minimum(1.0, p)
+            total = self.weights_.sum()
+            share = self.weights_ / total if total > 0 else np.ones(cal.shape[1]) / cal.shape[1]
+            # A member with no weight has no say (its p counts as 1).
+            p = np.where(share > 0, np.clip(1.0 - cal, 0.0, 1.0) / np.maximum(share, 1e-300), 1.0)
+            return 1.0 - np.minimum(1.0, p.min(axis=1))
         if self.method == "fisher":
             p = np.clip(1.0 - cal, 1e-300, 1.0)
             return stats.chi2.cdf(-2.0 * np.log(p).sum(axis=1), 2 * cal.shape[1])

@@ -171,6 +171,8 @@ def test_min_p_is_weighted_bonferroni_and_fisher_adds_up() -> None:
     ens._init_members(1)
     # p / share: a has 3/4 of the weight, b 1/4.
     np.testing.assert_allclose(ens._combine(cal), [1 - 0.001 / 0.75, 1 - 0.001 / 0.25, 0.0])
+    ens.weights_ = np.array([1.0, 0.0])  # a member without weight has no say
+    np.testing.assert_allclose(ens._combine(cal), cal[:, 0])
     ens.method = "fisher"
     from scipy import stats
 
