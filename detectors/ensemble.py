@@ -186,20 +186,41 @@ class Ensemble(Detector):
             if det.online and len(cal):
                 det.learn_many(cal[:, cols])
 
+    def learn_many(self, X: Any, feature_names: Sequence[str] | None = None, *,
+                   raw_scores: Any = None) -> Ensemble:
+        """Learn ``X`` (online ensembles), prequentially.
+
+        ``raw_scores``: the members' raw scores of ``X`` from just before this call
+        (:meth:`member_scores` with ``calibrated=False``), when the caller already scored
+        ``X``: the calibrators then learn them instead of scoring ``X`` again.
+        """
+        self._raw_scores = None if raw_scores is None else np.asarray(raw_scores, np.float64)
+        try:
+            super().learn_many(X, feature_names=feature_names)
+        finally:
+            self._raw_scores = None
+        return self
+
     def _learn(self, X: np.ndarray) -> None:
         if not hasattr(self, "detectors_"):
             self._init_members(X.shape[1])
         ready = all(d.is_fitted for d in self.detectors_) and all(
             c.is_fitted for c in self.calibrators_)
+        raw = getattr(self, "_raw_scores", None)
+        if ready and raw is None:
+            raw = self.member_scores(X, calibrated=False)
+        if raw is not None and raw.shape != (len(X), len(self.detectors_)):
+            raise ValueError(f"raw_scores must have shape ({len(X)}, {len(self.detectors_)})")
         if self.gate is not None and ready:
-            X = X[self._combine(self._calibrated(X)) < self.gate]
+            keep = self.combine(raw) < self.gate
+            X, raw = X[keep], raw[keep]
             if not len(X):
                 return
         normal = np.ones(len(X), dtype=bool)
         if self.calibration_gate is not None and ready:
-            normal = self._combine(self._calibrated(X)) < self.calibration_gate
-        for det, calib, cols in zip(self.detectors_, self.calibrators_, self.columns_,
-                                    strict=True):
+            normal = self.combine(raw) < self.calibration_gate
+        for j, (det, calib, cols) in enumerate(zip(self.detectors_, self.calibrators_,
+                                                   self.columns_, strict=True)):
             Xc = X[:, cols]
             if not det.is_fitted:
                 # Cold start: the first batch is learned, then scored in-sample to seed
@@ -210,7 +231,7 @@ class Ensemble(Detector):
                 if not calib.is_fitted:
                     calib.learn_many(det.score_many(Xc))
                 continue
-            calib.learn_many(det.score_many(Xc[normal]))
+            calib.learn_many(raw[normal, j] if raw is not None else det.score_many(Xc[normal]))
             det.learn_many(Xc)
 
     # -- driven from outside -------------------------------------------------------------
@@ -246,9 +267,12 @@ class Ensemble(Detector):
 
     def combine(self, raw: Any) -> np.ndarray:
         """Raw member scores ``(n, n_members)`` -> the ensemble's score in [0, 1]."""
+        return np.clip(self._combine(self.calibrate(raw)), 0, 1)
+
+    def calibrate(self, raw: Any) -> np.ndarray:
+        """Raw member scores ``(n, n_members)`` -> calibrated member scores in [0, 1]."""
         raw = self._check_raw(raw)
-        cal = np.column_stack([c.transform(raw[:, j]) for j, c in enumerate(self.calibrators_)])
-        return np.clip(self._combine(cal), 0, 1)
+        return np.column_stack([c.transform(raw[:, j]) for j, c in enumerate(self.calibrators_)])
 
     def combine_calibrated(self, calibrated: Any) -> np.ndarray:
         """Calibrated member scores (:meth:`member_scores`) -> the ensemble's score."""

@@ -330,9 +330,7 @@ class ConnectionScorer:
             X = np.vstack([x for _, x, _, _ in chunk])
             det: Ensemble = self.detector  # type: ignore[assignment]
             raw = det.member_scores(X, calibrated=False)
-            members = np.column_stack(
-                [c.transform(raw[:, j]) for j, c in enumerate(det.calibrators_)]
-            )
+            members = det.calibrate(raw)
             scores = det.combine_calibrated(members)
             quiet = np.ones(len(chunk), dtype=bool)
             for i, (fv, x, ev, record) in enumerate(chunk):

@@ -328,7 +328,7 @@ class SensorScorer:
         step = max(1, self.config.chunk)
         for lo in range(0, len(rows), step):
             Xc = X[lo : lo + step]
-            scores, members = self._scores(Xc)
+            scores, members, raw = self._scores(Xc)
             for i, score in enumerate(scores):
                 fv, reading, record = rows[lo + i]
                 events.append(
@@ -337,16 +337,18 @@ class SensorScorer:
             # Prequential: the calibrators take these scores (of data not learned yet,
             # the anomalous ones left out: a reference full of past spikes makes the next
             # one look ordinary), then the members learn the chunk.
-            self.detector.learn_many(Xc, feature_names=names)
+            self.detector.learn_many(Xc, feature_names=names, raw_scores=raw)
         return events, dead
 
-    def _scores(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Combined scores ``(n,)`` and calibrated member scores ``(n, n_members)``."""
+    def _scores(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        """Combined scores ``(n,)``, calibrated member scores ``(n, n_members)``, and the
+        members' raw scores (``None`` before the detector has learned anything)."""
         det = self.detector
         if det is None or not det.is_fitted:
-            return np.zeros(len(X)), np.zeros((len(X), 0))
-        members = det.member_scores(X)
-        return np.clip(det.combine_calibrated(members), 0.0, 1.0), members
+            return np.zeros(len(X)), np.zeros((len(X), 0)), None
+        raw = det.member_scores(X, calibrated=False)
+        members = det.calibrate(raw)
+        return np.clip(det.combine_calibrated(members), 0.0, 1.0), members, raw
 
     def _event(
         self,

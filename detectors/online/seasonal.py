@@ -138,6 +138,13 @@ class SeasonalProfile(Detector):
     def _robust(buf: np.ndarray, count: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Median and MAD-sigma over the filled part of ring buffers ``(k, length, v)``."""
         length = buf.shape[1]
+        if buf.shape[0] == 1 and count[0] > 0:
+            # One buffer (a slot, the pool or the global window: every scoring call):
+            # plain medians of its filled part, without the NaN-masked path.
+            part = buf[0, : min(int(count[0]), length)]
+            med1 = np.median(part, axis=0)
+            mad1 = np.median(np.abs(part - med1), axis=0)
+            return med1[None, :], _MAD_TO_SIGMA * mad1[None, :]
         filled = np.arange(length)[None, :] < np.minimum(count, length)[:, None]
         masked = np.where(filled[:, :, None], buf, np.nan)
         with np.errstate(all="ignore"), _Quiet():
