@@ -199,3 +199,20 @@ def test_externally_driven_ensemble_matches_its_own_scoring(rng: np.random.Gener
         ens.combine(raw[:, :1])
     with pytest.raises(ValueError, match="kind"):
         Ensemble(calibration={"kind": "isotonic"}).learn_many(X)
+
+
+def test_learning_with_known_raw_scores_is_learning_without_them(
+    rng: np.random.Generator,
+) -> None:
+    X = sensor_features(daily_series(rng, 900))
+    a, b = default_ensemble("sensors"), default_ensemble("sensors")
+    for lo in range(0, len(X), 8):
+        chunk = X[lo : lo + 8]
+        raw = b.member_scores(chunk, calibrated=False) if b.is_fitted else None
+        if a.is_fitted:
+            np.testing.assert_array_equal(a.score_many(chunk), b.score_many(chunk))
+        a.learn_many(chunk)
+        b.learn_many(chunk, raw_scores=raw)
+    assert json.dumps(a.to_state()) == json.dumps(b.to_state())
+    with pytest.raises(ValueError, match="raw_scores"):
+        b.learn_many(X[:8], raw_scores=np.zeros((8, 1)))
