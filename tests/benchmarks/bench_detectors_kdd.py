@@ -119,6 +119,11 @@ def candidates(d: int, quick: bool) -> dict[str, Any]:
         "pca": lambda: detectors.PCAReconstruction(n_components=0.95),
         "lof": lambda: detectors.LOFNovelty(n_neighbors=20, max_samples=10000),
         "kmeans": lambda: detectors.KMeansDistance(n_clusters=16),
+        "marginal_tail": lambda: detectors.MarginalTail(tails="upper"),
+        # The connection agent's ensemble (there with feature groups; here every column
+        # is its own group), fitted in one batch.
+        "default_ensemble": lambda: detectors.default_ensemble("connections",
+                                                               capacity=20_000),
         "gaussian": lambda: detectors.GaussianDensity(),
         "autoencoder": lambda: detectors.Autoencoder(hidden=hidden, latent_dim=8, **deep),
         "vae": lambda: detectors.VAE(hidden=hidden, latent_dim=8, **deep),
@@ -132,6 +137,9 @@ def candidates(d: int, quick: bool) -> dict[str, Any]:
 
 
 def n_parameters(det: Any) -> int:
+    members = getattr(det, "detectors_", None)
+    if members is not None:  # an ensemble: its members' parameters
+        return sum(n_parameters(m) for m in members)
     report = getattr(det, "training_report_", None)
     if report:
         return int(report["parameters"])
