@@ -335,7 +335,7 @@ class ConnectionScorer:
             quiet = np.ones(len(chunk), dtype=bool)
             for i, (fv, x, ev, record) in enumerate(chunk):
                 out.append(
-                    self._event(fv, ev, record, float(scores[i]), raw[i], members[i], policy, x)
+                    self._event(fv, ev, record, float(scores[i]), members[i], policy, x)
                 )
                 quiet[i] = not self._under_alert(out[-1].entity)
             self._learn(X, raw, scores, quiet)
@@ -428,7 +428,6 @@ class ConnectionScorer:
         ev: ConnectionEvent,
         record: RawRecord,
         score: float,
-        raw: np.ndarray,
         member_scores: np.ndarray,
         policy: AlertPolicy,
         x: np.ndarray,
