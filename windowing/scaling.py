@@ -184,7 +184,9 @@ class RobustScaler:
         centers = np.concatenate([[self.center], centers])
         scales = np.concatenate([[self.scale], scales])
         center, scale = centers[which + 1], scales[which + 1]
-        out = np.clip((x - center) / scale, -self.clip, self.clip)
+        # A huge value over a tiny scale overflows to ±inf: the clip is what it means.
+        with np.errstate(over="ignore"):
+            out = np.clip((x - center) / scale, -self.clip, self.clip)
         if n0 == 0:
             out[0] = 0.0
         self.center, self.scale = float(centers[-1]), float(scales[-1])
@@ -235,7 +237,8 @@ def rolling_robust_scale(
     for t in range(1, x.size):
         r = t if t <= refresh_every else t - t % refresh_every
         center, scale = robust_location_scale(x[max(0, r - window) : r], method)
-        out[t] = min(clip, max(-clip, (x[t] - center) / scale))
+        with np.errstate(over="ignore"):  # ±inf is clipped, as in the online scaler
+            out[t] = min(clip, max(-clip, (x[t] - center) / scale))
     return out
 
 
