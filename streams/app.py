@@ -27,6 +27,7 @@ from streams.connection_scoring import (
     make_connection_detector,
     score_connection_batch,
 )
+from streams.ordering import OffsetGuard
 from streams.scoring import (
     AlertPolicy,
     DeadLetter,
@@ -152,7 +153,11 @@ def create_app(settings: Settings | None = None) -> Pipeline:
     @app.agent(sensors, name="score-sensors")
     async def score_sensors(stream: faust.StreamT) -> None:
         scorers: dict[str, SensorScorer] = {}
-        async for events in stream.noack_take(w.batch_size, within=w.batch_within_s):
+        guard = OffsetGuard()
+        async for batch in stream.noack_take(w.batch_size, within=w.batch_within_s):
+            events = await _in_offset_order(app, guard, batch, "score-sensors")
+            if not events:
+                continue
             started = time.perf_counter()
             records = [_raw(e) for e in events]
             for rec in records:
@@ -185,7 +190,11 @@ def create_app(settings: Settings | None = None) -> Pipeline:
     @app.agent(connections, name="score-connections")
     async def score_connections(stream: faust.StreamT) -> None:
         scorers: dict[int, ConnectionScorer] = {}
-        async for events in stream.noack_take(w.batch_size, within=w.batch_within_s):
+        guard = OffsetGuard()
+        async for batch in stream.noack_take(w.batch_size, within=w.batch_within_s):
+            events = await _in_offset_order(app, guard, batch, "score-connections")
+            if not events:
+                continue
             started = time.perf_counter()
             records = [_raw(e) for e in events]
             for rec in records:
@@ -266,6 +275,29 @@ async def _ack(stream: faust.StreamT, events: list[faust.EventT]) -> None:
     """
     for event in events:
         await stream.ack(event)
+
+
+async def _in_offset_order(
+    app: faust.App, guard: OffsetGuard, events: list[faust.EventT], agent: str
+) -> list[faust.EventT]:
+    """The events of a batch that continue their partitions in offset order.
+
+    The others are held back (not processed, not acknowledged) and their partitions are
+    sought back to the first missing offset, so the consumer fetches it again
+    (see :mod:`streams.ordering` for the Faust behaviour this guards against).
+    """
+    consumer = app.consumer
+    # Faust keeps the committed offsets (next to read) per partition after its seek to
+    # them at assignment; there is no public accessor in faust-streaming 0.15.
+    committed = consumer._committed_offset.get
+    admitted, seeks = guard.admit([(e.message.tp, e.message.offset) for e in events], committed)
+    for tp, offset in seeks.items():
+        log.warning(
+            "offset_hole_refetch", agent=agent, topic=tp.topic, partition=tp.partition,
+            offset=offset,
+        )
+        await consumer.seek(tp, offset)
+    return [events[i] for i in admitted]
 
 
 def _load_scorer(rec: RawRecord, scorers: dict[str, SensorScorer], table: faust.Table) -> None:
