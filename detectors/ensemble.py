@@ -274,6 +274,14 @@ class Ensemble(Detector):
         raw = self._check_raw(raw)
         return np.column_stack([c.transform(raw[:, j]) for j, c in enumerate(self.calibrators_)])
 
+    def score_parts(self, X: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``(raw, calibrated, combined)``: the members' raw and calibrated scores
+        ``(n, n_members)`` and the ensemble's score ``(n,)``, computed once (a caller that
+        publishes member scores and then learns with ``raw_scores=`` needs all three)."""
+        raw = self.member_scores(X, calibrated=False)
+        calibrated = self.calibrate(raw)
+        return raw, calibrated, self.combine_calibrated(calibrated)
+
     def combine_calibrated(self, calibrated: Any) -> np.ndarray:
         """Calibrated member scores (:meth:`member_scores`) -> the ensemble's score."""
         return np.clip(self._combine(self._check_raw(calibrated)), 0, 1)

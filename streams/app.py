@@ -14,6 +14,7 @@ import os
 import socket
 import time
 import weakref
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -153,24 +154,17 @@ def create_app(settings: Settings | None = None) -> Pipeline:
     @app.agent(sensors, name="score-sensors")
     async def score_sensors(stream: faust.StreamT) -> None:
         scorers: dict[str, SensorScorer] = {}
-        guard = OffsetGuard()
-        async for batch in stream.noack_take(w.batch_size, within=w.batch_within_s):
-            events = await _in_offset_order(app, guard, batch, "score-sensors")
-            if not events:
-                continue
-            started = time.perf_counter()
-            records = [_raw(e) for e in events]
-            for rec in records:
-                _load_scorer(rec, scorers, sensor_state)
-            # Scoring is CPU work: off the event loop, so Kafka heartbeats keep flowing.
-            scored, dead = await asyncio.to_thread(
-                score_sensor_batch, records, scorers, policy, model_config
-            )
-            await _publish(pipe, scored, dead)
-            _checkpoint(sensor_state, scorers, scored, events)
-            await _finish_batch(
-                pipe, stream, events, "score-sensors", worker_name, started, len(dead)
-            )
+        await _score_stream(
+            pipe,
+            stream,
+            "score-sensors",
+            worker_name,
+            load=lambda recs: [_load_scorer(r, scorers, sensor_state) for r in recs],
+            score=lambda recs: score_sensor_batch(recs, scorers, policy, model_config),
+            checkpoint=lambda scored, events: _checkpoint(
+                sensor_state, scorers, scored, events
+            ),
+        )
 
     conn_config = ConnectionModelConfig(
         detector=settings.connection_detector.detector,
@@ -190,23 +184,19 @@ def create_app(settings: Settings | None = None) -> Pipeline:
     @app.agent(connections, name="score-connections")
     async def score_connections(stream: faust.StreamT) -> None:
         scorers: dict[int, ConnectionScorer] = {}
-        guard = OffsetGuard()
-        async for batch in stream.noack_take(w.batch_size, within=w.batch_within_s):
-            events = await _in_offset_order(app, guard, batch, "score-connections")
-            if not events:
-                continue
-            started = time.perf_counter()
-            records = [_raw(e) for e in events]
-            for rec in records:
-                _load_connection_scorer(rec.partition, scorers, connection_state)
-            scored, dead = await asyncio.to_thread(
-                score_connection_batch, records, scorers, conn_policy, conn_config
-            )
-            await _publish(pipe, scored, dead)
-            _checkpoint_partitions(connection_state, scorers, events)
-            await _finish_batch(
-                pipe, stream, events, "score-connections", worker_name, started, len(dead)
-            )
+        await _score_stream(
+            pipe,
+            stream,
+            "score-connections",
+            worker_name,
+            load=lambda recs: [
+                _load_connection_scorer(r.partition, scorers, connection_state) for r in recs
+            ],
+            score=lambda recs: score_connection_batch(recs, scorers, conn_policy, conn_config),
+            checkpoint=lambda _scored, events: _checkpoint_partitions(
+                connection_state, scorers, events
+            ),
+        )
 
     @app.task
     async def _start_sink() -> None:
@@ -275,6 +265,38 @@ async def _ack(stream: faust.StreamT, events: list[faust.EventT]) -> None:
     """
     for event in events:
         await stream.ack(event)
+
+
+async def _score_stream(
+    pipe: Pipeline,
+    stream: faust.StreamT,
+    agent: str,
+    worker: str,
+    *,
+    load: Callable[[list[RawRecord]], object],
+    score: Callable[[list[RawRecord]], tuple[list[ScoredEvent], list[DeadLetter]]],
+    checkpoint: Callable[[list[ScoredEvent], list[faust.EventT]], None],
+) -> None:
+    """What both scoring agents do with every micro-batch.
+
+    In offset order per partition (:func:`_in_offset_order`), restore the entities' state
+    from the table (``load``), score off the event loop (CPU work: Kafka heartbeats keep
+    flowing), publish and wait for the acks, write the state back (``checkpoint``), then
+    acknowledge the batch.
+    """
+    w = pipe.settings.worker
+    guard = OffsetGuard()
+    async for batch in stream.noack_take(w.batch_size, within=w.batch_within_s):
+        events = await _in_offset_order(pipe.app, guard, batch, agent)
+        if not events:
+            continue
+        started = time.perf_counter()
+        records = [_raw(e) for e in events]
+        load(records)
+        scored, dead = await asyncio.to_thread(score, records)
+        await _publish(pipe, scored, dead)
+        checkpoint(scored, events)
+        await _finish_batch(pipe, stream, events, agent, worker, started, len(dead))
 
 
 async def _in_offset_order(

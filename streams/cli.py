@@ -136,7 +136,11 @@ def worker() -> None:
     from streams.app import create_app
 
     settings = _settings()
-    pipe = create_app(settings)
+    try:
+        pipe = create_app(settings)
+    except (KeyError, ValueError) as exc:  # a detector name that cannot run in the stream
+        err.print(f"[red]worker not started:[/red] {str(exc).strip(chr(34))}")
+        raise typer.Exit(2) from None
     w = Worker(pipe.app, loglevel=settings.worker.loglevel.lower(), quiet=True)
     w.execute_from_commandline()
 

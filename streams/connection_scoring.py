@@ -329,9 +329,7 @@ class ConnectionScorer:
             chunk = pending[lo : lo + step]
             X = np.vstack([x for _, x, _, _ in chunk])
             det: Ensemble = self.detector  # type: ignore[assignment]
-            raw = det.member_scores(X, calibrated=False)
-            members = det.calibrate(raw)
-            scores = det.combine_calibrated(members)
+            raw, members, scores = det.score_parts(X)
             quiet = np.ones(len(chunk), dtype=bool)
             for i, (fv, x, ev, record) in enumerate(chunk):
                 out.append(

@@ -346,9 +346,8 @@ class SensorScorer:
         det = self.detector
         if det is None or not det.is_fitted:
             return np.zeros(len(X)), np.zeros((len(X), 0)), None
-        raw = det.member_scores(X, calibrated=False)
-        members = det.calibrate(raw)
-        return np.clip(det.combine_calibrated(members), 0.0, 1.0), members, raw
+        raw, members, scores = det.score_parts(X)
+        return scores, members, raw
 
     def _event(
         self,
