@@ -74,7 +74,9 @@ from streams.scoring import (
     RawRecord,
     ScoredEvent,
     alarmed_members,
+    contribution_records,
     member_surprises,
+    new_alert,
     surprise,
     validate_batch,
 )
@@ -456,34 +458,28 @@ class ConnectionScorer:
         }
         alert = None
         if opened and alert_id is not None:
-            alert = {
-                "alert_id": alert_id,
-                "source": SOURCE_CONNECTIONS,
-                "entity": entity,
-                "severity": "critical" if score >= 1 - (1 - policy.threshold) / 100 else "warning",
-                "score": score,
-                "threshold": policy.threshold,
-                "detectors": alarmed_members(
+            alert = new_alert(
+                alert_id,
+                SOURCE_CONNECTIONS,
+                entity,
+                score,
+                policy,
+                detectors=alarmed_members(
                     self.detector,  # type: ignore[arg-type]
                     member_scores,
                     policy.threshold,
                 ),
-                "features": self._top_features(x),
-                "evidence": {
+                features=self._top_features(x),
+                timestamp=ev.timestamp,
+                record=record,
+                evidence={
                     "anomalous_connections": evidence,
                     "window_s": self.config.evidence_window_s,
                 },
-                "first_seen": ev.timestamp,
-                "last_seen": ev.timestamp,
-                "src_host": ev.src_host,
-                "service": ev.service,
-                "flag": ev.flag,
-                "input": {
-                    "topic": record.topic,
-                    "partition": record.partition,
-                    "offset": record.offset,
-                },
-            }
+                src_host=ev.src_host,
+                service=ev.service,
+                flag=ev.flag,
+            )
         values = fv.values.tolist()
         return ScoredEvent(
             source=SOURCE_CONNECTIONS,
@@ -516,16 +512,7 @@ class ConnectionScorer:
                 top = top_k_contributions(self.detector, x, k=self.config.top_k)
             except (NotImplementedError, ValueError):
                 return []
-            index = self._index
-            return [
-                {
-                    "name": n,
-                    "value": float(x[index[n]]),
-                    "contribution": float(c),
-                    "ratio_to_normal": None if not np.isfinite(r) else float(r),
-                }
-                for n, c, r in top
-            ]
+            return contribution_records(top, x, self._index)
         contrib = det.explain(x[None, :])[0]
         normal = det.normal_contribution()
         names = det.feature_names_

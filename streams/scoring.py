@@ -10,7 +10,7 @@ from __future__ import annotations
 import base64
 import math
 import uuid
-from collections.abc import Callable, Iterable, MutableMapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, MutableMapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any, TypeVar
 
@@ -32,9 +32,11 @@ __all__ = [
     "SensorModelConfig",
     "SensorScorer",
     "alarmed_members",
+    "contribution_records",
     "dead_letter",
     "make_sensor_detector",
     "member_surprises",
+    "new_alert",
     "score_sensor_batch",
     "stable_alert_id",
     "surprise",
@@ -379,26 +381,20 @@ class SensorScorer:
         }
         alert = None
         if opened and alert_id is not None:
-            alert = {
-                "alert_id": alert_id,
-                "source": SOURCE_SENSORS,
-                "entity": reading.sensor_id,
-                "severity": _severity(score, policy),
-                "score": score,
-                "threshold": policy.threshold,
-                "detectors": alarmed_members(self.detector, member_scores, policy.threshold),
-                "features": self._top_features(x),
-                "first_seen": reading.timestamp,
-                "last_seen": reading.timestamp,
-                "value": reading.value,
-                "stationarity": context["stationarity"],
-                "differenced": context["differenced"],
-                "input": {
-                    "topic": record.topic,
-                    "partition": record.partition,
-                    "offset": record.offset,
-                },
-            }
+            alert = new_alert(
+                alert_id,
+                SOURCE_SENSORS,
+                reading.sensor_id,
+                score,
+                policy,
+                detectors=alarmed_members(self.detector, member_scores, policy.threshold),
+                features=self._top_features(x),
+                timestamp=reading.timestamp,
+                record=record,
+                value=reading.value,
+                stationarity=context["stationarity"],
+                differenced=context["differenced"],
+            )
         return ScoredEvent(
             source=SOURCE_SENSORS,
             entity=reading.sensor_id,
@@ -426,15 +422,7 @@ class SensorScorer:
         top = [
             (n, c, r) for n, c, r in top if n in names and not n.startswith(_CALENDAR_PREFIXES)
         ]
-        return [
-            {
-                "name": name,
-                "value": float(x[self.features.names.index(name)]),
-                "contribution": float(c),
-                "ratio_to_normal": None if not np.isfinite(r) else float(r),
-            }
-            for name, c, r in top
-        ]
+        return contribution_records(top, x, {n: i for i, n in enumerate(names)})
 
     def to_state(self) -> dict[str, Any]:
         return {
@@ -492,9 +480,64 @@ def surprise(score: float) -> float:
     return round(-math.log10(max(1.0 - score, 1e-12)), 6)
 
 
-def _severity(score: float, policy: AlertPolicy) -> str:
-    # Two orders of magnitude rarer than the alert threshold is "critical".
-    return "critical" if score >= 1 - (1 - policy.threshold) / 100 else "warning"
+def new_alert(
+    alert_id: str,
+    source: str,
+    entity: str,
+    score: float,
+    policy: AlertPolicy,
+    *,
+    detectors: list[str],
+    features: list[dict[str, Any]],
+    timestamp: float,
+    record: RawRecord,
+    **details: Any,
+) -> dict[str, Any]:
+    """The alert record an episode opens with; ``details`` are the source's own fields.
+
+    Two orders of magnitude rarer than the alert threshold is ``critical``:
+
+    >>> policy = AlertPolicy(threshold=0.99)
+    >>> rec = RawRecord(b"k", b"{}", "sensors", 0, 7)
+    >>> a = new_alert("id", "sensors", "t1", 0.9999, policy, detectors=["zscore"],
+    ...               features=[], timestamp=10.0, record=rec, value=3.5)
+    >>> a["severity"], a["first_seen"], a["input"]["offset"], a["value"]
+    ('critical', 10.0, 7, 3.5)
+    """
+    return {
+        "alert_id": alert_id,
+        "source": source,
+        "entity": entity,
+        "severity": "critical" if score >= 1 - (1 - policy.threshold) / 100 else "warning",
+        "score": score,
+        "threshold": policy.threshold,
+        "detectors": detectors,
+        "features": features,
+        "first_seen": timestamp,
+        "last_seen": timestamp,
+        **details,
+        "input": {"topic": record.topic, "partition": record.partition, "offset": record.offset},
+    }
+
+
+def contribution_records(
+    top: Iterable[tuple[str, float, float]], x: np.ndarray, index: Mapping[str, int]
+) -> list[dict[str, Any]]:
+    """``(name, contribution, ratio_to_normal)`` triples as an alert's ``features``, with
+    each feature's value from ``x`` (a non-finite ratio, from a zero normal, is ``None``).
+
+    >>> contribution_records([("rate", 2.0, float("inf"))], np.array([0.5]), {"rate": 0})
+    [{'name': 'rate', 'value': 0.5, 'contribution': 2.0, 'ratio_to_normal': None}]
+    """
+    return [
+        {
+            "name": name,
+            "value": float(x[index[name]]),
+            "contribution": float(c),
+            "ratio_to_normal": None if not np.isfinite(r) else float(r),
+        }
+        for name, c, r in top
+    ]
 
 
 def validate_batch(
