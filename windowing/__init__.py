@@ -32,6 +32,7 @@ from windowing.resample import Alignment, AlignmentBatch, CadenceAligner, infer_
 from windowing.scaling import RangeScaler, RobustScaler, rolling_robust_scale
 from windowing.schemas import (
     ConnectionEvent,
+    InputLimits,
     RejectedEvent,
     RejectReason,
     SensorReading,
@@ -84,6 +85,7 @@ __all__ = [
     "Differencer",
     "FeatureBatch",
     "FeatureVector",
+    "InputLimits",
     "KeyedTimeWindow",
     "RangeScaler",
     "RecentConnections",
