@@ -24,11 +24,13 @@ checkpoints; it refuses opaque objects.
 
 from __future__ import annotations
 
+import base64
 import datetime as _dt
 import hashlib
 import io
 import json
 import pickle
+import zlib
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -105,6 +107,30 @@ def _is_torch(value: Any, kind: str) -> bool:
     return isinstance(value, torch.nn.Module if kind == "module" else torch.Tensor)
 
 
+#: Arrays with fewer elements stay readable JSON lists in a state.
+_PACK_FROM = 16
+
+
+def _ndarray_json(value: np.ndarray) -> dict[str, Any]:
+    """An array in a JSON state: small ones as lists, larger ones as the base64 of their
+    zlib-compressed little-endian bytes — exact, and an order of magnitude cheaper to
+    encode, store and decode than a list of float reprs (per-sensor states are
+    checkpointed after every batch).
+
+    >>> x = np.linspace(0, 1, 50).reshape(5, 10)
+    >>> enc = _ndarray_json(x)
+    >>> sorted(enc), np.array_equal(_decode(enc, None), x)
+    (['__ndarray_z__', 'dtype', 'shape'], True)
+    >>> _ndarray_json(np.arange(3))["__ndarray__"]
+    [0, 1, 2]
+    """
+    meta = {"dtype": str(value.dtype), "shape": list(value.shape)}
+    if value.size < _PACK_FROM:
+        return {"__ndarray__": value.tolist(), **meta}
+    raw = np.ascontiguousarray(value, dtype=value.dtype.newbyteorder("<")).tobytes()
+    return {"__ndarray_z__": base64.b64encode(zlib.compress(raw, 1)).decode("ascii"), **meta}
+
+
 def _encode(value: Any, path: str, sink: _Sink | None) -> Any:
     from detectors.base import Detector
 
@@ -118,8 +144,7 @@ def _encode(value: Any, path: str, sink: _Sink | None) -> Any:
         if value.dtype == object:
             raise TypeError(f"object array at {path!r} cannot be serialised")
         if sink is None:
-            return {"__ndarray__": value.tolist(), "dtype": str(value.dtype),
-                    "shape": list(value.shape)}
+            return _ndarray_json(value)
         key = sink.key(path)
         sink.arrays[key] = value
         return {"__array__": key}
@@ -181,6 +206,10 @@ def _decode(value: Any, src: _Source | None) -> Any:
         return value
     if "__ndarray__" in value:
         return np.asarray(value["__ndarray__"], dtype=value["dtype"]).reshape(value["shape"])
+    if "__ndarray_z__" in value:
+        raw = zlib.decompress(base64.b64decode(value["__ndarray_z__"]))
+        dtype = np.dtype(value["dtype"]).newbyteorder("<")
+        return np.frombuffer(raw, dtype=dtype).astype(value["dtype"]).reshape(value["shape"])
     if "__array__" in value:
         if src is None or src.arrays is None:
             raise ManifestError(f"array {value['__array__']!r} referenced but no arrays file")
