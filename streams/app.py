@@ -14,8 +14,8 @@ import os
 import socket
 import time
 import weakref
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import faust
@@ -28,12 +28,15 @@ from streams.connection_scoring import (
     make_connection_detector,
     score_connection_batch,
 )
+from streams.live import LiveStates
 from streams.ordering import OffsetGuard
+from streams.outcomes import SINK_REJECTED, dumps, fit_outputs, score_guarded
 from streams.scoring import (
+    INTERNAL_ERROR,
     AlertPolicy,
+    BatchResult,
     DeadLetter,
     RawRecord,
-    ScoredEvent,
     SensorModelConfig,
     SensorScorer,
     make_sensor_detector,
@@ -70,6 +73,10 @@ class Pipeline:
     sink: InfluxSink
     connections: faust.TopicT | None = None
     connection_state: faust.Table | None = None
+    #: Largest record published; lowered at start-up to the output topics' real limit.
+    max_message_bytes: int = 1_000_000
+    #: Live per-entity states by agent name (for the pipeline measurement and tests).
+    live: dict[str, LiveStates[Any, Any]] = field(default_factory=dict)
 
 
 def _raw(event: faust.EventT) -> RawRecord:
@@ -84,10 +91,6 @@ def _raw(event: faust.EventT) -> RawRecord:
     )
 
 
-def _dumps(obj: Any) -> bytes:
-    return json.dumps(obj, separators=(",", ":"), allow_nan=False).encode()
-
-
 def create_app(settings: Settings | None = None) -> Pipeline:
     """Build the Faust app for ``settings`` (default: environment + config file)."""
     settings = settings or Settings()
@@ -96,7 +99,7 @@ def create_app(settings: Settings | None = None) -> Pipeline:
     app = faust.App(
         w.app_id,
         broker=kafka_broker_urls(settings.kafka.bootstrap_servers),
-        store="memory://",
+        store=f"{w.table_store}://",
         value_serializer="raw",
         key_serializer="raw",
         topic_partitions=t.partitions,
@@ -104,9 +107,14 @@ def create_app(settings: Settings | None = None) -> Pipeline:
         datadir=str(w.data_dir or settings.state_dir / "faust"),
         web_enabled=False,
         producer_acks=-1,
+        producer_max_request_size=max(settings.kafka.max_message_bytes, 1_000_000),
         consumer_auto_offset_reset=w.auto_offset_reset,
         broker_commit_every=w.batch_size,
-        stream_wait_empty=True,
+        broker_session_timeout=w.session_timeout_s,
+        broker_heartbeat_interval=w.heartbeat_interval_s,
+        # Waiting for the stream to drain on shutdown hangs forever behind a stuck batch;
+        # unacknowledged input is simply processed again by the next worker.
+        stream_wait_empty=False,
     )
     sensors = app.topic(t.sensors, key_type=bytes, value_type=bytes)
     connections = app.topic(t.connections, key_type=bytes, value_type=bytes)
@@ -115,9 +123,34 @@ def create_app(settings: Settings | None = None) -> Pipeline:
     deadletter = app.topic(t.deadletter, key_type=bytes, value_type=bytes)
     # Per-sensor detector state survives restarts and rebalances through the changelog.
     # (Table keys and values default to the json codec, whatever the app's serializer.)
-    sensor_state = app.Table("sensor-state", default=None, partitions=t.partitions)
+    # RocksDB keeps it on disk: small memtables and cache, so memory stays bounded
+    # whatever the number of sensors.
+    # States are stored as the JSON bytes we encode ourselves (value_type=bytes: raw), so
+    # each is encoded once and its size is known for the per-entity cap.
+    table_options = (
+        {
+            "write_buffer_size": 4 << 20,
+            "max_write_buffer_number": 2,
+            "block_cache_size": 16 << 20,
+        }
+        if w.table_store == "rocksdb"
+        else None
+    )
+    sensor_state = app.Table(
+        "sensor-state",
+        default=None,
+        partitions=t.partitions,
+        value_type=bytes,
+        options=table_options,
+    )
     # Connection state is per input partition (traffic windows span hosts), keyed "p<n>".
-    connection_state = app.Table("connection-state", default=None, partitions=t.partitions)
+    connection_state = app.Table(
+        "connection-state",
+        default=None,
+        partitions=t.partitions,
+        value_type=bytes,
+        options=table_options,
+    )
     sink = InfluxSink(settings)
     pipe = Pipeline(
         app,
@@ -130,6 +163,7 @@ def create_app(settings: Settings | None = None) -> Pipeline:
         sink,
         connections,
         connection_state,
+        max_message_bytes=settings.kafka.max_message_bytes,
     )
     policy = AlertPolicy(
         threshold=settings.alerts.threshold,
@@ -145,6 +179,7 @@ def create_app(settings: Settings | None = None) -> Pipeline:
         stationarity_warmup=sd.stationarity_warmup,
         top_k=sd.top_k,
     )
+    limits = settings.limits.input_limits()
     worker_name = f"{socket.gethostname()}-{os.getpid()}"
 
     if w.mode == "passthrough":
@@ -153,17 +188,20 @@ def create_app(settings: Settings | None = None) -> Pipeline:
 
     @app.agent(sensors, name="score-sensors")
     async def score_sensors(stream: faust.StreamT) -> None:
-        scorers: dict[str, SensorScorer] = {}
+        scorers: LiveStates[str, SensorScorer] = LiveStates(w.max_live_entities)
+        pipe.live["score-sensors"] = scorers
+        restore = _restorer(sensor_state, SensorScorer.from_state, str)
         await _score_stream(
             pipe,
             stream,
             "score-sensors",
             worker_name,
-            load=lambda recs: [_load_scorer(r, scorers, sensor_state) for r in recs],
-            score=lambda recs: score_sensor_batch(recs, scorers, policy, model_config),
-            checkpoint=lambda scored, events: _checkpoint(
-                sensor_state, scorers, scored, events
+            scorers,
+            score=lambda recs: score_sensor_batch(
+                recs, scorers, policy, model_config, restore=restore, limits=limits
             ),
+            table=sensor_state,
+            table_key=str,
         )
 
     conn_config = ConnectionModelConfig(
@@ -183,30 +221,88 @@ def create_app(settings: Settings | None = None) -> Pipeline:
 
     @app.agent(connections, name="score-connections")
     async def score_connections(stream: faust.StreamT) -> None:
-        scorers: dict[int, ConnectionScorer] = {}
+        # One state per input partition: never more than the partitions this worker owns.
+        scorers: LiveStates[int, ConnectionScorer] = LiveStates(max(t.partitions, 1))
+        pipe.live["score-connections"] = scorers
+        restore = _restorer(connection_state, ConnectionScorer.from_state, _partition_key)
         await _score_stream(
             pipe,
             stream,
             "score-connections",
             worker_name,
-            load=lambda recs: [
-                _load_connection_scorer(r.partition, scorers, connection_state) for r in recs
-            ],
-            score=lambda recs: score_connection_batch(recs, scorers, conn_policy, conn_config),
-            checkpoint=lambda _scored, events: _checkpoint_partitions(
-                connection_state, scorers, events
+            scorers,
+            score=lambda recs: score_connection_batch(
+                recs, scorers, conn_policy, conn_config, restore=restore, limits=limits
             ),
+            table=connection_state,
+            table_key=_partition_key,
+            # Still bootstrapping: in memory only, nothing worth a checkpoint yet.
+            checkpointable=lambda scorer: scorer.pipeline is not None,
         )
 
     @app.task
     async def _start_sink() -> None:
         await sink.start()
+        await _check_message_limits(pipe)
 
     @app.on_before_shutdown.connect
     async def _stop_sink(app: faust.App, **kwargs: Any) -> None:
         await sink.stop()
 
     return pipe
+
+
+def _partition_key(partition: int) -> str:
+    return f"p{partition}"
+
+
+def _restorer(
+    table: faust.Table, from_state: Callable[[Any], Any], table_key: Callable[[Any], str]
+) -> Callable[[Any], Any]:
+    """``restore(entity)``: the entity's checkpointed state from ``table``, or ``None``."""
+
+    def restore(entity: Any) -> Any:
+        key = table_key(entity)
+        stored = table.get(key)
+        if stored is None:
+            return None
+        try:
+            return from_state(json.loads(stored))
+        except Exception as exc:  # another state version, or corrupted: start afresh
+            log.warning("state_restore_failed", entity=key, error=repr(exc)[:500])
+            return None
+
+    return restore
+
+
+async def _check_message_limits(pipe: Pipeline) -> None:
+    """Lower ``max_message_bytes`` to the output topics' real ``max.message.bytes``, and
+    say so when inputs above ``too_large``'s limit cannot even reach the worker."""
+    from streams.localstack import topic_max_message_bytes
+
+    t = pipe.settings.topics
+    try:
+        limits = await asyncio.to_thread(
+            topic_max_message_bytes,
+            pipe.settings,
+            [t.scores, t.alerts, t.deadletter, t.sensors, t.connections],
+        )
+    except Exception as exc:  # not fatal: the configured limit stays in force
+        log.warning("topic_limits_unknown", error=repr(exc)[:500])
+        return
+    outputs = [limits[n] for n in (t.scores, t.alerts, t.deadletter) if n in limits]
+    if outputs and min(outputs) < pipe.max_message_bytes:
+        pipe.max_message_bytes = min(outputs)
+    inputs = [limits[n] for n in (t.sensors, t.connections) if n in limits]
+    max_event = pipe.settings.limits.max_event_bytes
+    if inputs and max_event >= min(inputs):
+        log.warning(
+            "too_large_unreachable",
+            max_event_bytes=max_event,
+            topic_max_message_bytes=min(inputs),
+            hint="records that large never reach the worker; lower limits.max_event_bytes",
+        )
+    log.info("message_limits", max_message_bytes=pipe.max_message_bytes, topics=limits)
 
 
 def _register_passthrough(pipe: Pipeline) -> None:
@@ -223,36 +319,9 @@ def _register_passthrough(pipe: Pipeline) -> None:
                     "input": {"topic": m.topic, "partition": m.partition, "offset": m.offset},
                     "raw": m.value.decode("utf-8", "replace") if m.value else None,
                 }
-                futures.append(await pipe.scores.send(key=m.key, value=_dumps(body)))
+                futures.append(await pipe.scores.send(key=m.key, value=dumps(body)))
             await asyncio.gather(*futures)
             await _ack(stream, events)
-
-
-async def _finish_batch(
-    pipe: Pipeline,
-    stream: faust.StreamT,
-    events: list[faust.EventT],
-    agent: str,
-    worker: str,
-    started: float,
-    n_dead: int,
-) -> None:
-    """Record the batch's health in InfluxDB, then acknowledge it."""
-    elapsed = time.perf_counter() - started
-    await pipe.sink.write(
-        [
-            pipeline_point(
-                worker,
-                agent,
-                events_per_s=len(events) / max(elapsed, 1e-9),
-                deadletter_count=n_dead,
-                batch_latency_ms=elapsed * 1000,
-                batch_size=len(events),
-                wall_time_s=time.time(),
-            )
-        ]
-    )
-    await _ack(stream, events)
 
 
 async def _ack(stream: faust.StreamT, events: list[faust.EventT]) -> None:
@@ -272,17 +341,20 @@ async def _score_stream(
     stream: faust.StreamT,
     agent: str,
     worker: str,
+    live: LiveStates[Any, Any],
     *,
-    load: Callable[[list[RawRecord]], object],
-    score: Callable[[list[RawRecord]], tuple[list[ScoredEvent], list[DeadLetter]]],
-    checkpoint: Callable[[list[ScoredEvent], list[faust.EventT]], None],
+    score: Callable[[Sequence[RawRecord]], BatchResult],
+    table: faust.Table,
+    table_key: Callable[[Any], str],
+    checkpointable: Callable[[Any], bool] = lambda _: True,
 ) -> None:
     """What both scoring agents do with every micro-batch.
 
-    In offset order per partition (:func:`_in_offset_order`), restore the entities' state
-    from the table (``load``), score off the event loop (CPU work: Kafka heartbeats keep
-    flowing), publish and wait for the acks, write the state back (``checkpoint``), then
-    acknowledge the batch.
+    In offset order per partition (:func:`_in_offset_order`), score off the event loop
+    (CPU work: Kafka heartbeats keep flowing) under the one-outcome rule
+    (:func:`~streams.outcomes.score_guarded`), publish and wait for the acks, write the
+    touched states back to the table, drop the least recently used states beyond the
+    cap, then acknowledge the batch.
     """
     w = pipe.settings.worker
     guard = OffsetGuard()
@@ -292,11 +364,12 @@ async def _score_stream(
             continue
         started = time.perf_counter()
         records = [_raw(e) for e in events]
-        load(records)
-        scored, dead = await asyncio.to_thread(score, records)
-        await _publish(pipe, scored, dead)
-        checkpoint(scored, events)
-        await _finish_batch(pipe, stream, events, agent, worker, started, len(dead))
+        result = await asyncio.to_thread(score_guarded, records, score)
+        await _publish(pipe, result)
+        _checkpoint(table, live, result, events, table_key, checkpointable, w.max_state_bytes)
+        evicted = live.evict(keep=result.touched)
+        result.count("evicted_entities", len(evicted))
+        await _finish_batch(pipe, stream, events, agent, worker, started, result, len(live))
 
 
 async def _in_offset_order(
@@ -322,92 +395,187 @@ async def _in_offset_order(
     return [events[i] for i in admitted]
 
 
-def _load_scorer(rec: RawRecord, scorers: dict[str, SensorScorer], table: faust.Table) -> None:
-    # Cheap peek at the key (= sensor id, by convention) to restore state after a restart;
-    # records with a wrong key still work, they just start from an empty state.
-    if rec.key is None:
-        return
-    key = rec.key.decode("utf-8", "replace")
-    if key in scorers:
-        return
-    state = table.get(key)
-    if state is not None:
-        try:
-            scorers[key] = SensorScorer.from_state(state)
-        except (KeyError, TypeError, ValueError) as exc:
-            log.warning("state_restore_failed", entity=key, error=str(exc))
-
-
-def _load_connection_scorer(
-    partition: int, scorers: dict[int, ConnectionScorer], table: faust.Table
-) -> None:
-    if partition in scorers:
-        return
-    state = table.get(f"p{partition}")
-    if state is not None:
-        try:
-            scorers[partition] = ConnectionScorer.from_state(state)
-        except (KeyError, TypeError, ValueError) as exc:
-            log.warning("state_restore_failed", partition=partition, error=str(exc))
-
-
-def _checkpoint_partitions(
-    table: faust.Table, scorers: dict[int, ConnectionScorer], events: list[faust.EventT]
-) -> None:
-    last: dict[int, faust.EventT] = {e.message.partition: e for e in events}
-    for partition, event in last.items():
-        scorer = scorers.get(partition)
-        if scorer is None or scorer.pipeline is None:
-            continue  # still bootstrapping: nothing worth a checkpoint yet
-        _current_event.set(weakref.ref(event))
-        table[f"p{partition}"] = scorer.to_state()
-    _current_event.set(None)
-
-
 def _checkpoint(
     table: faust.Table,
-    scorers: dict[str, SensorScorer],
-    scored: list[ScoredEvent],
+    live: LiveStates[Any, Any],
+    result: BatchResult,
     events: list[faust.EventT],
+    table_key: Callable[[Any], str],
+    checkpointable: Callable[[Any], bool],
+    max_state_bytes: int,
 ) -> None:
-    """Write each touched entity's state to the table's changelog, in its event's partition."""
-    last_event: dict[str, faust.EventT] = {}
-    for ev, event in zip(scored, _events_of(scored, events), strict=True):
-        last_event[ev.entity] = event
-    for entity, event in last_event.items():
+    """Write each touched entity's state to the table's changelog, in the partition of the
+    last event that changed it."""
+    by_position = {(e.message.partition, e.message.offset): e for e in events}
+    for entity, record in result.touched.items():
+        scorer = live.get(entity)
+        if scorer is None or not checkpointable(scorer):
+            continue
+        try:
+            blob = dumps(scorer.to_state())
+        except Exception as exc:  # the outputs are out; the next batch tries again
+            log.error("checkpoint_failed", entity=str(entity), error=repr(exc)[:1000])
+            continue
         # A table assignment takes its changelog partition from the "current event"; inside
         # noack_take() there is none, so point it at the event the state came from.
-        _current_event.set(weakref.ref(event))
-        table[entity] = scorers[entity].to_state()
+        _current_event.set(weakref.ref(by_position[(record.partition, record.offset)]))
+        if len(blob) > max_state_bytes:
+            # Bounded by design (fixed windows); past the cap something is wrong with this
+            # entity: it starts afresh rather than grow a worker's memory and changelog.
+            log.error(
+                "state_too_large", entity=str(entity), bytes=len(blob), cap=max_state_bytes
+            )
+            result.count("oversized_states")
+            del live[entity]
+            table.pop(table_key(entity), None)
+            continue
+        table[table_key(entity)] = blob
     _current_event.set(None)
 
 
-def _events_of(scored: list[ScoredEvent], events: list[faust.EventT]) -> list[faust.EventT]:
-    by_offset = {(e.message.partition, e.message.offset): e for e in events}
-    return [by_offset[(ev.record.partition, ev.record.offset)] for ev in scored]
+async def _publish(pipe: Pipeline, result: BatchResult) -> None:
+    """Send a batch's outputs: InfluxDB points first, then the Kafka records.
 
+    Each input ends with exactly one of {score record, dead letter}: outputs too large for
+    Kafka and points InfluxDB refuses for good turn their event into a dead letter before
+    anything about it reaches Kafka. Transient failures are retried by the sinks.
+    """
+    limits = pipe.settings.limits
+    scored, dead = fit_outputs(result, pipe.max_message_bytes, limits.deadletter_payload_bytes)
 
-async def _publish(pipe: Pipeline, scored: list[ScoredEvent], dead: list[DeadLetter]) -> None:
-    futures = []
-    for d in dead:
-        futures.append(await pipe.deadletter.send(key=d.record.key, value=_dumps(d.to_json())))
-    for ev in scored:
+    def refuse(i: int, reason: str, detail: str) -> None:
+        letter = DeadLetter(scored[i][0].record, reason, detail)
+        dead.append((letter, dumps(letter.to_json(limits.deadletter_payload_bytes))))
+
+    # Line protocol built here, per event: a point that cannot be built is that event's
+    # dead letter, not the batch's crash.
+    lines: list[str] = []
+    owners: list[int] = []
+    unbuildable: set[int] = set()
+    for i, (ev, _, _) in enumerate(scored):
+        try:
+            own = [score_point(ev).to_line_protocol()]
+            if ev.alert is not None:
+                own.append(alert_point(ev.alert).to_line_protocol())
+        except Exception as exc:
+            refuse(i, INTERNAL_ERROR, f"InfluxDB point raised {type(exc).__name__}: {exc}")
+            unbuildable.add(i)
+            continue
+        lines += own
+        owners += [i] * len(own)
+    refused: dict[int, str] = {}
+    for index, reason in await pipe.sink.write(lines):
+        refused.setdefault(owners[index], reason)
+    for i, reason in refused.items():
+        refuse(i, SINK_REJECTED, f"InfluxDB refused the point: {reason}")
+    if refused or unbuildable:
+        scored = [s for i, s in enumerate(scored) if i not in refused and i not in unbuildable]
+    messages: list[_Message] = [
+        _Message(pipe.deadletter, d.message_key(), body, d.record, "deadletter") for d, body in dead
+    ]
+    for ev, body, alert in scored:
         key = ev.entity.encode()
-        futures.append(await pipe.scores.send(key=key, value=_dumps(ev.to_json())))
-        if ev.alert is not None:
-            futures.append(await pipe.alerts.send(key=key, value=_dumps(ev.alert)))
-    # Wait for the broker's acks before InfluxDB and before the input is acknowledged.
-    if futures:
-        await asyncio.gather(*futures)
-    points = [score_point(ev) for ev in scored]
-    points += [alert_point(ev.alert) for ev in scored if ev.alert is not None]
-    await pipe.sink.write(points)
-    for d in dead:
+        messages.append(_Message(pipe.scores, key, body, ev.record, "score"))
+        if alert is not None:
+            messages.append(_Message(pipe.alerts, key, alert, ev.record, "alert"))
+    # Logged and counted below like the others (they are on the dead-letter topic now).
+    for letter in await _send(messages, pipe.deadletter, limits.deadletter_payload_bytes):
+        dead.append((letter, b""))
+    for d, _ in dead:
         log.warning(
             "deadletter",
             reason=d.reason,
-            detail=d.detail[:200],
+            detail=d.detail[:300],
             topic=d.record.topic,
             partition=d.record.partition,
             offset=d.record.offset,
         )
+    result.count("deadletters", len(dead))
+
+
+@dataclass(frozen=True, slots=True)
+class _Message:
+    topic: faust.TopicT
+    key: bytes | None
+    value: bytes
+    record: RawRecord
+    kind: str
+
+
+async def _send(
+    messages: list[_Message], deadletter: faust.TopicT, payload_bytes: int
+) -> list[DeadLetter]:
+    """Send ``messages`` and wait for the broker's acks, retrying transient failures.
+
+    A score record the broker refuses for good (despite :func:`fit_outputs`, e.g. a topic
+    limit lowered at runtime) is replaced by a dead letter, which is returned; a refused
+    alert or dead letter is logged with its input position.
+    """
+    from aiokafka.errors import KafkaError
+
+    refused: list[DeadLetter] = []
+    delay = 0.5
+    while messages:
+        futures = [await m.topic.send(key=m.key, value=m.value) for m in messages]
+        results = await asyncio.gather(*futures, return_exceptions=True)
+        retry: list[_Message] = []
+        transient = False
+        for m, res in zip(messages, results, strict=True):
+            if not isinstance(res, BaseException):
+                continue
+            if not (isinstance(res, KafkaError) and not res.retriable):
+                transient = True
+                retry.append(m)
+                continue
+            log.error(
+                "kafka_record_refused", kind=m.kind, bytes=len(m.value),
+                topic=m.record.topic, partition=m.record.partition, offset=m.record.offset,
+                error=repr(res),
+            )
+            if m.kind == "score":
+                letter = DeadLetter(m.record, SINK_REJECTED, f"Kafka refused it: {res!r}")
+                refused.append(letter)
+                body = dumps(letter.to_json(payload_bytes))
+                retry.append(_Message(deadletter, letter.message_key(), body, m.record, "dl"))
+        if transient:
+            log.warning("kafka_send_retry", messages=len(retry), retry_in_s=delay)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 30.0)
+        messages = retry
+    return refused
+
+
+async def _finish_batch(
+    pipe: Pipeline,
+    stream: faust.StreamT,
+    events: list[faust.EventT],
+    agent: str,
+    worker: str,
+    started: float,
+    result: BatchResult,
+    live_entities: int,
+) -> None:
+    """Record the batch's health in InfluxDB, then acknowledge it."""
+    elapsed = time.perf_counter() - started
+    counts = result.counts
+    await pipe.sink.write(
+        [
+            pipeline_point(
+                worker,
+                agent,
+                events_per_s=len(events) / max(elapsed, 1e-9),
+                deadletter_count=counts.get("deadletters", 0),
+                batch_latency_ms=elapsed * 1000,
+                batch_size=len(events),
+                wall_time_s=time.time(),
+                live_entities=live_entities,
+                new_entities=counts.get("new_entities", 0),
+                restored_entities=counts.get("restored_entities", 0),
+                evicted_entities=counts.get("evicted_entities", 0),
+                key_mismatch=counts.get("key_mismatch", 0),
+                replayed=len(result.replayed),
+                oversized_states=counts.get("oversized_states", 0),
+            )
+        ]
+    )
+    await _ack(stream, events)

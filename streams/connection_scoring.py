@@ -57,24 +57,26 @@ How a connection is scored, and when that becomes an alert:
 
 from __future__ import annotations
 
-from collections.abc import Iterable, MutableMapping, Sequence
+from collections.abc import Callable, Iterable, MutableMapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
 import pandas as pd
+import structlog
 
 from detectors import create as create_detector
 from detectors.ensemble import Ensemble, connection_ensemble
 from detectors.explain import top_k_contributions
 from streams.scoring import (
     AlertPolicy,
-    DeadLetter,
+    BatchResult,
     EpisodeTracker,
     RawRecord,
     ScoredEvent,
     alarmed_members,
     contribution_records,
+    internal_error,
     member_surprises,
     new_alert,
     surprise,
@@ -83,7 +85,7 @@ from streams.scoring import (
 from windowing.connection import ConnectionFeaturePipeline
 from windowing.features import FeatureVector, jsonable
 from windowing.kdd import INTRINSIC_NUMERIC_FIELDS
-from windowing.schemas import ConnectionEvent, parse_connection_event
+from windowing.schemas import ConnectionEvent, InputLimits, parse_connection_event
 
 __all__ = [
     "SOURCE_CONNECTIONS",
@@ -94,6 +96,8 @@ __all__ = [
     "make_connection_detector",
     "score_connection_batch",
 ]
+
+log = structlog.get_logger(__name__)
 
 SOURCE_CONNECTIONS = "connections"
 STATE_VERSION = 3
@@ -312,33 +316,69 @@ class ConnectionScorer:
 
     def score_batch(
         self, items: Sequence[tuple[ConnectionEvent, RawRecord]], policy: AlertPolicy
-    ) -> list[ScoredEvent]:
-        out: list[ScoredEvent] = []
+    ) -> BatchResult:
+        """Featurise, score, then learn ``items`` (this partition's connections, in order).
+
+        Every item ends in exactly one of the result's lists; a connection whose
+        featurisation or scoring raises becomes an ``internal_error`` dead letter.
+        """
+        out = BatchResult()
         pending: list[tuple[FeatureVector, np.ndarray, ConnectionEvent, RawRecord]] = []
         for ev, record in items:
             if self.already_absorbed(record):
+                out.replayed.append(record)
                 continue
             if self.pipeline is None:
-                out.append(self._bootstrap_event(ev, record))
+                out.scored.append(self._bootstrap_event(ev, record))
                 self._bootstrap.append(ev)
                 if len(self._bootstrap) >= self.config.bootstrap_events:
-                    self._fit_bootstrap(out)
+                    self._fit_bootstrap(out.scored)
                 continue
-            pending.append((*self._features(ev), ev, record))
+            try:
+                pending.append((*self._features(ev), ev, record))
+            except Exception as exc:
+                out.dead.append(internal_error(record, exc, "featurisation"))
             self.position = (record.partition, record.offset)
         step = max(1, self.config.chunk)
         for lo in range(0, len(pending), step):
             chunk = pending[lo : lo + step]
             X = np.vstack([x for _, x, _, _ in chunk])
             det: Ensemble = self.detector  # type: ignore[assignment]
-            raw, members, scores = det.score_parts(X)
+            try:
+                raw, members, scores = det.score_parts(X)
+            except Exception as exc:
+                # Rows are scored one by one below only to find the culprit; the chunk is
+                # not learned (its raw scores are incomplete).
+                log.error("score_failed", rows=len(chunk), error=repr(exc)[:1000])
+                raw = None
+                members = np.zeros((len(chunk), len(det.members)))
+                scores = np.full(len(chunk), np.nan)
+                for i in range(len(chunk)):
+                    try:
+                        _, m, sc = det.score_parts(X[i : i + 1])
+                        members[i], scores[i] = m[0], sc[0]
+                    except Exception:
+                        continue
             quiet = np.ones(len(chunk), dtype=bool)
+            ok = np.zeros(len(chunk), dtype=bool)
             for i, (fv, x, ev, record) in enumerate(chunk):
-                out.append(
-                    self._event(fv, ev, record, float(scores[i]), members[i], policy, x)
-                )
-                quiet[i] = not self._under_alert(out[-1].entity)
-            self._learn(X, raw, scores, quiet)
+                try:
+                    if not np.isfinite(scores[i]):
+                        raise FloatingPointError(f"score {scores[i]}")
+                    out.scored.append(
+                        self._event(fv, ev, record, float(scores[i]), members[i], policy, x)
+                    )
+                    ok[i] = True
+                except Exception as exc:
+                    out.dead.append(internal_error(record, exc, "scoring"))
+                    continue
+                quiet[i] = not self._under_alert(out.scored[-1].entity)
+            if raw is not None and ok.any():
+                try:
+                    self._learn(X[ok], raw[ok], scores[ok], quiet[ok])
+                except Exception as exc:
+                    # Scored and published already; the model just misses these rows.
+                    log.error("learn_failed", rows=int(ok.sum()), error=repr(exc)[:1000])
             self._forget_quiet_hosts(chunk[-1][2].timestamp)
         return out
 
@@ -571,16 +611,37 @@ def score_connection_batch(
     scorers: MutableMapping[int, ConnectionScorer],
     policy: AlertPolicy,
     config: ConnectionModelConfig | None = None,
-) -> tuple[list[ScoredEvent], list[DeadLetter]]:
-    """Validate, featurise and score a micro-batch; one scorer per input partition."""
+    *,
+    restore: Callable[[int], ConnectionScorer | None] | None = None,
+    limits: InputLimits | None = None,
+) -> BatchResult:
+    """Validate, featurise and score a micro-batch; one scorer per input partition.
+
+    A partition not in ``scorers`` is restored with ``restore(partition)`` or starts
+    fresh. A partition whose scoring raises takes only its own connections to the dead
+    letters (``internal_error``) and is restored from its last checkpoint next time.
+    """
     config = config or ConnectionModelConfig()
     per_partition, dead = validate_batch(
-        records, parse_connection_event, lambda _, record: record.partition
+        records,
+        lambda raw: parse_connection_event(raw, limits=limits),
+        lambda _, record: record.partition,
     )
-    scored: list[ScoredEvent] = []
+    out = BatchResult(dead=dead)
     for partition, items in per_partition.items():
         scorer = scorers.get(partition)
+        if scorer is None and restore is not None:
+            scorer = restore(partition)
+            out.count("restored_entities", scorer is not None)
         if scorer is None:
-            scorer = scorers[partition] = ConnectionScorer(config)
-        scored.extend(scorer.score_batch(items, policy))
-    return scored, dead
+            scorer = ConnectionScorer(config)
+            out.count("new_entities")
+        scorers[partition] = scorer
+        try:
+            out.extend(scorer.score_batch(items, policy))
+            out.touched[partition] = items[-1][1]
+        except Exception as exc:
+            log.error("entity_failed", partition=partition, error=repr(exc)[:1000])
+            out.dead += [internal_error(record, exc, "scoring") for _, record in items]
+            del scorers[partition]
+    return out

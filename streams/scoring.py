@@ -8,23 +8,27 @@ records, alerts and dead letters. Tests call the same functions without a broker
 from __future__ import annotations
 
 import base64
+import hashlib
 import math
 import uuid
 from collections.abc import Callable, Iterable, Mapping, MutableMapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any, TypeVar
 
 import numpy as np
+import structlog
 
 from detectors import create as create_detector
 from detectors.ensemble import Ensemble, sensor_ensemble
 from detectors.explain import top_k_contributions
 from windowing.features import FeatureVector, jsonable
-from windowing.schemas import RejectedEvent, SensorReading, parse_sensor_reading
+from windowing.schemas import InputLimits, RejectedEvent, SensorReading, parse_sensor_reading
 from windowing.sensor import SensorFeaturePipeline
 
 __all__ = [
+    "INTERNAL_ERROR",
     "AlertPolicy",
+    "BatchResult",
     "DeadLetter",
     "EpisodeTracker",
     "RawRecord",
@@ -34,6 +38,7 @@ __all__ = [
     "alarmed_members",
     "contribution_records",
     "dead_letter",
+    "internal_error",
     "make_sensor_detector",
     "member_surprises",
     "new_alert",
@@ -42,6 +47,8 @@ __all__ = [
     "surprise",
     "validate_batch",
 ]
+
+log = structlog.get_logger(__name__)
 
 E = TypeVar("E")
 K = TypeVar("K")
@@ -64,34 +71,108 @@ class RawRecord:
     timestamp_ms: int | None = None
 
 
+#: Reason of a dead letter for a record whose processing raised: a bug, never the
+#: producer's fault; the detail names the exception.
+INTERNAL_ERROR = "internal_error"
+#: Bytes of the original payload a dead letter carries (base64): dead letters must fit the
+#: broker's message size whatever the input was.
+DEADLETTER_PAYLOAD_BYTES = 64 * 1024
+#: Longest ``detail`` text and ``key`` text of a dead letter.
+_DETAIL_CHARS = 2000
+_KEY_CHARS = 1024
+
+
 @dataclass(frozen=True, slots=True)
 class DeadLetter:
-    """A record we could not process, and why."""
+    """A record we could not process, and why.
+
+    The dead-letter record carries the payload once and bounded: the base64 of at most
+    ``payload_bytes`` of it, its full length and sha256, so the original can be recognised
+    (and, when not truncated, re-sent) while the record always fits the broker.
+
+    >>> rec = RawRecord(b"k", b"x" * 10, "sensors", 0, 7)
+    >>> d = DeadLetter(rec, "not_json", "not valid JSON").to_json(payload_bytes=4)
+    >>> d["raw_base64"], d["raw_length"], d["raw_truncated"], d["raw_sha256"][:8]
+    ('eHh4eA==', 10, True, 'fc11d6f2')
+    """
 
     record: RawRecord
     reason: str
     detail: str
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self, payload_bytes: int = DEADLETTER_PAYLOAD_BYTES) -> dict[str, Any]:
         raw = self.record.value or b""
-        try:
-            text: str | None = raw.decode("utf-8")
-        except UnicodeDecodeError:
-            text = None
+        kept = raw[: max(0, payload_bytes)]
         return {
             "reason": self.reason,
-            "detail": self.detail,
+            "detail": self.detail[:_DETAIL_CHARS],
             "source_topic": self.record.topic,
             "partition": self.record.partition,
             "offset": self.record.offset,
-            "key": self.record.key.decode("utf-8", "replace") if self.record.key else None,
-            "raw_base64": base64.b64encode(raw).decode("ascii"),
-            "raw_text": text,
+            "key": _key_text(self.record.key),
+            "raw_base64": base64.b64encode(kept).decode("ascii"),
+            "raw_length": len(raw),
+            "raw_sha256": hashlib.sha256(raw).hexdigest(),
+            "raw_truncated": len(kept) < len(raw),
         }
+
+    def message_key(self) -> bytes | None:
+        """The Kafka key of the dead letter: the input's key, or its sha256 when that key is
+        too long to repeat."""
+        key = self.record.key
+        if key is None or len(key) <= _KEY_CHARS:
+            return key
+        return b"sha256:" + hashlib.sha256(key).hexdigest().encode()
+
+
+def _key_text(key: bytes | None) -> str | None:
+    if key is None:
+        return None
+    text = key[:_KEY_CHARS].decode("utf-8", "replace")
+    return text if len(key) <= _KEY_CHARS else f"{text}… ({len(key)} bytes)"
 
 
 def dead_letter(record: RawRecord, exc: RejectedEvent) -> DeadLetter:
     return DeadLetter(record, exc.reason.value, exc.detail)
+
+
+def internal_error(record: RawRecord, exc: BaseException, stage: str) -> DeadLetter:
+    """The dead letter of a record whose ``stage`` raised ``exc``.
+
+    >>> rec = RawRecord(None, b"{}", "sensors", 0, 1)
+    >>> internal_error(rec, ZeroDivisionError("division by zero"), "scoring").detail
+    'scoring raised ZeroDivisionError: division by zero'
+    """
+    return DeadLetter(record, INTERNAL_ERROR, f"{stage} raised {type(exc).__name__}: {exc}")
+
+
+@dataclass
+class BatchResult:
+    """Everything a micro-batch produced: each input record is in exactly one list.
+
+    ``replayed`` holds inputs a crash made Kafka deliver again whose effect the checkpointed
+    state already has (their outputs were published before that checkpoint), so they get
+    no new output. ``touched`` maps each entity whose state changed to its last input
+    record (the agent checkpoints those states in that record's partition); ``counts`` are
+    per-batch counters for the ``pipeline`` measurement.
+    """
+
+    scored: list[ScoredEvent] = field(default_factory=list)
+    dead: list[DeadLetter] = field(default_factory=list)
+    replayed: list[RawRecord] = field(default_factory=list)
+    touched: dict[Any, RawRecord] = field(default_factory=dict)
+    counts: dict[str, int] = field(default_factory=dict)
+
+    def count(self, name: str, n: int = 1) -> None:
+        self.counts[name] = self.counts.get(name, 0) + n
+
+    def extend(self, other: BatchResult) -> None:
+        self.scored += other.scored
+        self.dead += other.dead
+        self.replayed += other.replayed
+        self.touched.update(other.touched)
+        for name, n in other.counts.items():
+            self.count(name, n)
 
 
 @dataclass(frozen=True, slots=True)
@@ -305,24 +386,32 @@ class SensorScorer:
 
     def score_batch(
         self, items: Sequence[tuple[SensorReading, RawRecord]], policy: AlertPolicy
-    ) -> tuple[list[ScoredEvent], list[DeadLetter]]:
-        dead: list[DeadLetter] = []
+    ) -> BatchResult:
+        """Featurise, score, then learn ``items`` (this sensor's readings, in input order).
+
+        Every item ends in exactly one of the result's lists. A reading whose
+        featurisation or scoring raises becomes an ``internal_error`` dead letter and the
+        others go on; a failure to *learn* a chunk is logged and leaves its readings scored.
+        """
+        out = BatchResult()
         rows: list[tuple[FeatureVector, SensorReading, RawRecord]] = []
         for reading, record in items:
             if self.already_absorbed(record):
+                out.replayed.append(record)
                 continue
             try:
                 rows.append((self.features.update_one(reading), reading, record))
             except RejectedEvent as exc:  # late, duplicate, missing channel
-                dead.append(dead_letter(record, exc))
+                out.dead.append(dead_letter(record, exc))
+            except Exception as exc:
+                out.dead.append(internal_error(record, exc, "featurisation"))
             self.position = (record.partition, record.offset)
         if not rows:
-            return [], dead
+            return out
         X = np.vstack([fv.values for fv, _, _ in rows])
         names = list(rows[0][0].names)
         if self.detector is None:
             self.detector = make_sensor_detector(self.config, names)
-        events: list[ScoredEvent] = []
         # A backlog arrives as one big batch; scoring all of it against the state at its
         # start would judge hundreds of readings by none of their predecessors. Small
         # chunks keep scoring close to one-at-a-time while the detector still works on
@@ -330,17 +419,61 @@ class SensorScorer:
         step = max(1, self.config.chunk)
         for lo in range(0, len(rows), step):
             Xc = X[lo : lo + step]
-            scores, members, raw = self._scores(Xc)
+            try:
+                scores, members, raw = self._scores(Xc)
+            except Exception:
+                scores, members, raw = self._scores_one_by_one(Xc)
+            ok = np.zeros(len(Xc), dtype=bool)
             for i, score in enumerate(scores):
                 fv, reading, record = rows[lo + i]
-                events.append(
-                    self._event(fv, reading, record, float(score), members[i], policy, Xc[i])
-                )
+                if not np.isfinite(score):
+                    out.dead.append(
+                        internal_error(record, FloatingPointError(f"score {score}"), "scoring")
+                    )
+                    continue
+                try:
+                    out.scored.append(
+                        self._event(fv, reading, record, float(score), members[i], policy, Xc[i])
+                    )
+                    ok[i] = True
+                except Exception as exc:
+                    out.dead.append(internal_error(record, exc, "scoring"))
             # Prequential: the calibrators take these scores (of data not learned yet,
             # the anomalous ones left out: a reference full of past spikes makes the next
             # one look ordinary), then the members learn the chunk.
-            self.detector.learn_many(Xc, feature_names=names, raw_scores=raw)
-        return events, dead
+            if ok.any():
+                self._learn(Xc[ok], names, None if raw is None else raw[ok])
+        return out
+
+    def _scores_one_by_one(
+        self, X: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        """:meth:`_scores` row by row, NaN where a row raises: one row that breaks the
+        detector must not take its chunk with it."""
+        n_members = len(self.detector.members) if self.detector is not None else 0
+        scores = np.full(len(X), np.nan)
+        members = np.zeros((len(X), n_members))
+        raw: np.ndarray | None = None
+        for i in range(len(X)):
+            try:
+                s, m, r = self._scores(X[i : i + 1])
+            except Exception as exc:
+                log.error("score_failed", sensor=self.sensor_id, error=repr(exc)[:1000])
+                continue
+            scores[i] = s[0]
+            if m.shape[1] == n_members:
+                members[i] = m[0]
+            if r is not None:
+                raw = np.full((len(X), r.shape[1]), np.nan) if raw is None else raw
+                raw[i] = r[0]
+        return scores, members, raw
+
+    def _learn(self, X: np.ndarray, names: list[str], raw: np.ndarray | None) -> None:
+        try:
+            self.detector.learn_many(X, feature_names=names, raw_scores=raw)  # type: ignore[union-attr]
+        except Exception as exc:
+            # The readings are scored and published already; the model just misses them.
+            log.error("learn_failed", sensor=self.sensor_id, rows=len(X), error=repr(exc)[:1000])
 
     def _scores(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
         """Combined scores ``(n,)``, calibrated member scores ``(n, n_members)``, and the
@@ -555,10 +688,14 @@ def validate_batch(
             continue
         try:
             event = parse(record.value)
+            key = group(event, record)
         except RejectedEvent as exc:
             dead.append(dead_letter(record, exc))
             continue
-        groups.setdefault(group(event, record), []).append((event, record))
+        except Exception as exc:  # a validator bug must not stop the worker
+            dead.append(internal_error(record, exc, "validation"))
+            continue
+        groups.setdefault(key, []).append((event, record))
     return groups, dead
 
 
@@ -567,21 +704,44 @@ def score_sensor_batch(
     scorers: MutableMapping[str, SensorScorer],
     policy: AlertPolicy,
     config: SensorModelConfig | None = None,
-) -> tuple[list[ScoredEvent], list[DeadLetter]]:
+    *,
+    restore: Callable[[str], SensorScorer | None] | None = None,
+    limits: InputLimits | None = None,
+) -> BatchResult:
     """Validate, featurise and score a micro-batch, updating ``scorers`` in place.
 
-    Returns score records in input order per sensor, and dead letters.
+    State is keyed by the ``sensor_id`` in the body, never by the message key: a reading
+    keyed otherwise is scored under its body's id (and counted as ``key_mismatch``). A
+    sensor not in ``scorers`` is restored with ``restore(sensor_id)`` (the agent reads its
+    table) or starts fresh (counted as ``new_entities``). One sensor whose scoring raises
+    takes only its own readings to the dead letters (``internal_error``); its in-memory
+    state is dropped, so it is restored from its last checkpoint next time.
+
+    Returns score records in input order per sensor, dead letters and replayed inputs.
     """
     config = config or SensorModelConfig()
     per_sensor, dead = validate_batch(
-        records, parse_sensor_reading, lambda reading, _: reading.sensor_id
+        records,
+        lambda raw: parse_sensor_reading(raw, limits=limits),
+        lambda reading, _: reading.sensor_id,
     )
-    scored: list[ScoredEvent] = []
+    out = BatchResult(dead=dead)
     for sensor_id, items in per_sensor.items():
+        key = sensor_id.encode()
+        out.count("key_mismatch", sum(1 for _, record in items if record.key != key))
         scorer = scorers.get(sensor_id)
+        if scorer is None and restore is not None:
+            scorer = restore(sensor_id)
+            out.count("restored_entities", scorer is not None)
         if scorer is None:
-            scorer = scorers[sensor_id] = SensorScorer(sensor_id, config)
-        events, rejected = scorer.score_batch(items, policy)
-        scored.extend(events)
-        dead.extend(rejected)
-    return scored, dead
+            scorer = SensorScorer(sensor_id, config)
+            out.count("new_entities")
+        scorers[sensor_id] = scorer
+        try:
+            out.extend(scorer.score_batch(items, policy))
+            out.touched[sensor_id] = items[-1][1]
+        except Exception as exc:
+            log.error("entity_failed", sensor=sensor_id, error=repr(exc)[:1000])
+            out.dead += [internal_error(record, exc, "scoring") for _, record in items]
+            del scorers[sensor_id]
+    return out

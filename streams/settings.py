@@ -21,11 +21,14 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from windowing.schemas import InputLimits
+
 __all__ = [
     "AlertSettings",
     "ConnectionDetectorSettings",
     "InfluxSettings",
     "KafkaSettings",
+    "LimitSettings",
     "SensorDetectorSettings",
     "Settings",
     "TopicSettings",
@@ -60,6 +63,14 @@ class KafkaSettings(BaseModel):
     version: str = Field("4.1.2", description="org.apache.kafka:kafka_2.13 version to install.")
     log4j_version: str = Field("2.25.3", description="log4j-core / log4j-slf4j-impl version.")
     heap: str = Field("512m", description="JVM -Xmx of the local broker.")
+    max_message_bytes: int = Field(
+        1_000_000,
+        description="Largest record the worker publishes (score record, alert, dead letter): "
+        "the smaller of the producer's max.request.size (1,000,000) and the output topics' "
+        "max.message.bytes. At start-up the worker lowers it to the topics' real "
+        "max.message.bytes if that is smaller. An output above it becomes a dead letter "
+        "(output_too_large).",
+    )
 
     @model_validator(mode="after")
     def _local_address(self) -> KafkaSettings:
@@ -162,6 +173,49 @@ class ConnectionDetectorSettings(BaseModel):
     top_k: int = Field(3, description="Contributing features carried in an alert.")
 
 
+class LimitSettings(BaseModel):
+    """Bounds on untrusted input (see docs/events.md); beyond them a record is a dead letter."""
+
+    max_event_bytes: int = Field(
+        512 * 1024,
+        description="Larger input records are dead letters (too_large), unread. Keep it "
+        "below the input topics' max.message.bytes (1 MB by default), or it can never apply.",
+    )
+    max_depth: int = Field(32, description="Deepest JSON nesting accepted (too_deep).")
+    min_timestamp: float = Field(
+        0.0, description="Earliest event time accepted, epoch seconds (1970-01-01)."
+    )
+    max_timestamp: float = Field(
+        4102444800.0, description="Latest event time accepted, epoch seconds (2100-01-01)."
+    )
+    max_future_s: float = Field(
+        3600.0, description="Events stamped further ahead of the clock: future_timestamp."
+    )
+    max_id_length: int = Field(
+        256, description="Longest sensor_id / src_host / dst_host / label, characters (bad_id)."
+    )
+    max_text_length: int = Field(
+        64, description="Longest unit / protocol_type / service / flag, characters."
+    )
+    deadletter_payload_bytes: int = Field(
+        64 * 1024,
+        description="Bytes of the original payload a dead letter carries (base64), with the "
+        "payload's full length and sha256.",
+    )
+
+    def input_limits(self) -> InputLimits:
+        """The parsers' :class:`~windowing.schemas.InputLimits` for these settings."""
+        return InputLimits(
+            max_bytes=self.max_event_bytes,
+            max_depth=self.max_depth,
+            min_timestamp=self.min_timestamp,
+            max_timestamp=self.max_timestamp,
+            max_id_length=self.max_id_length,
+            max_text_length=self.max_text_length,
+            max_future_s=self.max_future_s,
+        )
+
+
 class AlertSettings(BaseModel):
     """When a score becomes an alert."""
 
@@ -192,6 +246,38 @@ class WorkerSettings(BaseModel):
         description="Where a new consumer group starts reading (later runs resume from "
         "their committed offsets).",
     )
+    max_live_entities: int = Field(
+        2000,
+        description="Per-entity states (sensors) a worker keeps in memory; beyond it the "
+        "least recently used are dropped from memory and restored from the state table "
+        "when their next record comes. Bounds memory against floods of new sensor ids.",
+    )
+    max_state_bytes: int = Field(
+        1 << 20,
+        description="Largest checkpointed state of one entity (JSON bytes). States are "
+        "bounded by design (a sensor's levels off near 115 kB, a connection partition's "
+        "near 130 kB); one past the cap is logged (state_too_large), counted and dropped, "
+        "and the entity starts afresh.",
+    )
+    table_store: Literal["rocksdb", "memory"] = Field(
+        "rocksdb",
+        description="Where the state tables live: rocksdb (on disk under data_dir, memory "
+        "bounded, a restart reads only the changelog written since) or memory (all states "
+        "in RAM, rebuilt from the whole changelog at every start).",
+    )
+    shutdown_timeout_s: float = Field(
+        30.0,
+        description="After SIGTERM/SIGINT the worker exits within this many seconds even if "
+        "an agent is stuck; unacknowledged input is processed again by the next worker.",
+    )
+    session_timeout_s: float = Field(
+        20.0,
+        description="Kafka consumer session timeout: a worker killed without a clean stop "
+        "(kill -9, lost host) hands its partitions over after about this long.",
+    )
+    heartbeat_interval_s: float = Field(
+        3.0, description="Kafka consumer heartbeat interval (well below the session timeout)."
+    )
     mode: Literal["score", "passthrough"] = Field(
         "score",
         description="passthrough: forward input to the scores topic untouched (the "
@@ -218,6 +304,7 @@ class Settings(BaseSettings):
         default_factory=ConnectionDetectorSettings
     )
     alerts: AlertSettings = Field(default_factory=AlertSettings)
+    limits: LimitSettings = Field(default_factory=LimitSettings)
     worker: WorkerSettings = Field(default_factory=WorkerSettings)
 
     @classmethod

@@ -27,6 +27,7 @@ __all__ = [
     "influx_health",
     "kafka_health",
     "port_is_open",
+    "topic_max_message_bytes",
     "wait_until",
 ]
 
@@ -71,6 +72,35 @@ def create_topics(settings: Settings) -> list[str]:
             with contextlib.suppress(TopicAlreadyExistsError):
                 admin.create_topics(wanted)
         return [n.name for n in wanted]
+    finally:
+        admin.close()
+
+
+def topic_max_message_bytes(settings: Settings, topics: list[str]) -> dict[str, int]:
+    """Each existing topic's ``max.message.bytes``: the largest record the broker accepts."""
+    from kafka import KafkaAdminClient
+    from kafka.admin import ConfigResource, ConfigResourceType
+
+    admin = KafkaAdminClient(
+        bootstrap_servers=settings.kafka.bootstrap_servers,
+        client_id="anomstream-admin",
+        request_timeout_ms=10_000,
+    )
+    try:
+        existing = set(admin.list_topics())
+        names = [n for n in dict.fromkeys(topics) if n in existing]
+        if not names:
+            return {}
+        described = admin.describe_configs(
+            [ConfigResource(ConfigResourceType.TOPIC, n) for n in names], config_filter="all"
+        )
+        out: dict[str, int] = {}
+        for name, configs in described.get("topic", {}).items():
+            entry = configs.get("max.message.bytes")
+            value = entry.get("value") if isinstance(entry, dict) else entry
+            if value is not None:
+                out[name] = int(value)
+        return out
     finally:
         admin.close()
 

@@ -50,7 +50,8 @@ def stream_scores(
     scorers: dict = {}
     t0 = time.perf_counter()
     for lo in range(0, len(records), batch):
-        scored, _dead = score_sensor_batch(records[lo : lo + batch], scorers, policy, config)
+        result = score_sensor_batch(records[lo : lo + batch], scorers, policy, config)
+        scored, _dead = result.scored, result.dead
         for ev in scored:
             scores[ev.record.offset] = ev.score
             if ev.alert is not None:

@@ -34,9 +34,10 @@ def _run(
 ) -> list:
     out = []
     for i in range(0, len(recs), size):
-        scored, dead = score_connection_batch(
+        result = score_connection_batch(
             recs[i : i + size], scorers, policy or AlertPolicy(), config
         )
+        scored, dead = result.scored, result.dead
         assert dead == []
         out += scored
     return out
@@ -98,7 +99,8 @@ def test_malformed_connections_are_dead_letters() -> None:
         RawRecord(b"x", b'{"timestamp": 0, "service": "http"}', "connections", 0, 11),
         RawRecord(b"x", None, "connections", 0, 12),
     ]
-    scored, dead = score_connection_batch([*good, *bad], {}, AlertPolicy())
+    result = score_connection_batch([*good, *bad], {}, AlertPolicy())
+    scored, dead = result.scored, result.dead
     assert len(scored) == 3
     assert [d.reason for d in dead] == ["not_json", "missing_field", "empty"]
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import itertools
 import json
 
@@ -40,25 +41,29 @@ def _series(values: list[float], sensor: str = "s1", start: float = 1.7e9) -> li
         (b'{"sensor_id": "s1", "timestamp": 0, "value": NaN}', "not_finite"),
         (b'{"sensor_id": "s1", "timestamp": 0, "value": "hot"}', "wrong_type"),
         (b'{"sensor_id": "s1", "timestamp": "soon", "value": 1}', "bad_timestamp"),
-        (b'{"sensor_id": "s1", "timestamp": 99999999999, "value": 1}', "future_timestamp"),
+        (b'{"sensor_id": "s1", "timestamp": 4000000000, "value": 1}', "future_timestamp"),
+        (b'{"sensor_id": "s1", "timestamp": 99999999999, "value": 1}', "bad_timestamp"),
     ],
 )
 def test_bad_records_become_dead_letters_with_reason(raw: bytes, reason: str) -> None:
     good = _series([1.0, 2.0])
     bad = RawRecord(b"s1", raw, "sensors", 3, 42)
-    scored, dead = score_sensor_batch([good[0], bad, good[1]], {}, AlertPolicy())
+    result = score_sensor_batch([good[0], bad, good[1]], {}, AlertPolicy())
+    scored, dead = result.scored, result.dead
     assert [d.reason for d in dead] == [reason]
     letter = dead[0].to_json()
     assert letter["source_topic"] == "sensors"
     assert (letter["partition"], letter["offset"]) == (3, 42)
-    assert letter["raw_text"] == raw.decode()
+    assert base64.b64decode(letter["raw_base64"]) == raw
+    assert (letter["raw_length"], letter["raw_truncated"]) == (len(raw), False)
     # The records around the bad one are still scored: the batch goes on.
     assert [e.record.offset for e in scored] == [0, 1]
 
 
 def test_tombstone_is_a_dead_letter_not_a_crash() -> None:
     rec = RawRecord(b"s1", None, "sensors", 0, 7)
-    scored, dead = score_sensor_batch([rec], {}, AlertPolicy())
+    result = score_sensor_batch([rec], {}, AlertPolicy())
+    scored, dead = result.scored, result.dead
     assert scored == []
     assert dead[0].reason == "empty"
 
@@ -72,7 +77,8 @@ def _batched(
 ) -> list:
     out = []
     for i in range(0, len(recs), size):
-        scored, dead = score_sensor_batch(recs[i : i + size], scorers, policy, config)
+        result = score_sensor_batch(recs[i : i + size], scorers, policy, config)
+        scored, dead = result.scored, result.dead
         assert dead == []
         out += scored
     return out
@@ -114,7 +120,8 @@ def test_score_records_carry_features_and_stationarity() -> None:
 
 def test_no_alert_during_warmup() -> None:
     values = [20.0, 20.1, 20.0, 30.0, 20.0]
-    scored, _ = score_sensor_batch(_series(values), {}, AlertPolicy(warmup=30))
+    result = score_sensor_batch(_series(values), {}, AlertPolicy(warmup=30))
+    scored, _ = result.scored, result.dead
     assert not any(e.is_anomaly for e in scored)
 
 
@@ -159,7 +166,8 @@ def test_every_configured_detector_scores_in_unit_interval(detector: str) -> Non
 def test_out_of_order_reading_is_a_dead_letter() -> None:
     recs = _series([1.0, 2.0, 3.0])
     late = _rec({"sensor_id": "s1", "timestamp": 1.7e9 + 30, "value": 50.0}, 9)
-    scored, dead = score_sensor_batch([*recs, late], {}, AlertPolicy())
+    result = score_sensor_batch([*recs, late], {}, AlertPolicy())
+    scored, dead = result.scored, result.dead
     assert [e.record.offset for e in scored] == [0, 1, 2]
     assert [d.reason for d in dead] == ["out_of_order"]
     assert dead[0].record.offset == 9
@@ -215,14 +223,18 @@ def test_replayed_events_already_in_the_state_are_not_scored_again() -> None:
     rng = np.random.default_rng(4)
     recs = _series(list(rng.normal(5, 1, 40)))
     scorers: dict[str, SensorScorer] = {}
-    first, _ = score_sensor_batch(recs[:30], scorers, AlertPolicy())
+    result = score_sensor_batch(recs[:30], scorers, AlertPolicy())
+    first, _ = result.scored, result.dead
     # A rebalance redelivers from the last commit (offset 20) while the state is at 29.
-    again, dead = score_sensor_batch(recs[20:40], scorers, AlertPolicy())
+    result = score_sensor_batch(recs[20:40], scorers, AlertPolicy())
+    again, dead = result.scored, result.dead
     assert dead == []
     assert [e.record.offset for e in again] == list(range(30, 40))
     whole: dict[str, SensorScorer] = {}
-    ref_a, _ = score_sensor_batch(recs[:30], whole, AlertPolicy())
-    ref_b, _ = score_sensor_batch(recs[30:40], whole, AlertPolicy())
+    result = score_sensor_batch(recs[:30], whole, AlertPolicy())
+    ref_a, _ = result.scored, result.dead
+    result = score_sensor_batch(recs[30:40], whole, AlertPolicy())
+    ref_b, _ = result.scored, result.dead
     assert [e.score for e in first + again] == [e.score for e in ref_a + ref_b]
 
 
