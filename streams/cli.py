@@ -131,9 +131,8 @@ def status() -> None:
 @app.command()
 def worker() -> None:
     """Run the Faust stream processor (start more of them to scale out)."""
-    from faust.worker import Worker
-
     from streams.app import create_app
+    from streams.runtime import StreamWorker
 
     settings = _settings()
     try:
@@ -141,7 +140,12 @@ def worker() -> None:
     except (KeyError, ValueError) as exc:  # a detector name that cannot run in the stream
         err.print(f"[red]worker not started:[/red] {str(exc).strip(chr(34))}")
         raise typer.Exit(2) from None
-    w = Worker(pipe.app, loglevel=settings.worker.loglevel.lower(), quiet=True)
+    w = StreamWorker(
+        pipe.app,
+        loglevel=settings.worker.loglevel.lower(),
+        quiet=True,
+        shutdown_timeout_s=settings.worker.shutdown_timeout_s,
+    )
     w.execute_from_commandline()
 
 

@@ -11,6 +11,10 @@ import structlog
 __all__ = ["configure_logging"]
 
 
+def _stderr_logger(*_args: object) -> structlog.PrintLogger:
+    return structlog.PrintLogger(sys.stderr)
+
+
 def configure_logging(level: str = "INFO", json_logs: bool | None = None) -> None:
     """Route stdlib and structlog records through one renderer at ``level``."""
     if json_logs is None:
@@ -31,7 +35,9 @@ def configure_logging(level: str = "INFO", json_logs: bool | None = None) -> Non
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(lvl),
-        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        # Looked up at each use: whoever replaced sys.stderr since (a test runner, a
+        # daemoniser) gets the records, and a closed stream is never written to.
+        logger_factory=_stderr_logger,
         cache_logger_on_first_use=False,
     )
     logging.basicConfig(
