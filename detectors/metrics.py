@@ -1,6 +1,6 @@
 """Detection-quality metrics on labelled scores: ROC / PR, F-beta, cost, threshold sweeps.
 
-Pure numpy, so the stream workers, ``thresholds.py`` and the evaluation harness share one
+Pure numpy, so ``thresholds.py``, ``ensemble.py`` and the evaluation harness share one
 implementation. Conventions everywhere in this module:
 
 * ``y`` / ``y_true`` are binary labels (1 = anomaly), ``s`` are scores (higher = more
@@ -10,7 +10,7 @@ implementation. Conventions everywhere in this module:
   scikit-learn's ``zero_division=0``.
 
 The ranking metrics match scikit-learn's ``roc_auc_score`` and ``average_precision_score``
-(tested against them in ``tests/unit/evaluation/test_metrics.py``).
+(tested against them in ``tests/unit/detectors/test_metrics.py``).
 """
 
 from __future__ import annotations

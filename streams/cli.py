@@ -29,7 +29,7 @@ err = Console(stderr=True)
 
 
 def _register_evaluate() -> None:
-    from streams.evaluation.cli import evaluate_command
+    from evaluation.cli import evaluate_command
 
     app.command(
         "evaluate",
@@ -305,8 +305,8 @@ def bench(
 ) -> None:
     """End-to-end throughput/latency through the real Kafka + InfluxDB vs a pass-through
     worker, and a detector micro-benchmark (scores/s, batch and one at a time)."""
+    from evaluation.microbench import run_microbench
     from streams.bench import run_bench
-    from streams.evaluation.microbench import run_microbench
     from streams.localstack import LocalStack
 
     settings = _settings()

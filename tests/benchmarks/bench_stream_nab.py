@@ -22,8 +22,8 @@ from pathlib import Path
 
 import numpy as np
 
-from detectors import nab
-from streams.evaluation.datasets import find_nab_corpus
+from evaluation import nab
+from evaluation.datasets import find_nab_corpus
 from streams.scoring import AlertPolicy, RawRecord, SensorModelConfig, score_sensor_batch
 from streams.settings import Settings
 from windowing.readers import epoch_seconds, read_nab_csv

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from streams.evaluation.kdd_categories import KDD_COLUMNS
+from evaluation.kdd_categories import KDD_COLUMNS
 
 N_ROWS = 600
 WINDOW = (400, 459)  # inclusive rows of the labelled window in every anomalous series

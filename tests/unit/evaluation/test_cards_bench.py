@@ -10,8 +10,8 @@ import numpy as np
 from rich.console import Console
 
 import detectors
-from streams.evaluation.microbench import baseline_scores, run_microbench
-from streams.evaluation.model_card import (
+from evaluation.microbench import baseline_scores, run_microbench
+from evaluation.model_card import (
     build_model_card,
     cards_to_json,
     cards_to_markdown,

@@ -15,9 +15,9 @@ from typer.testing import CliRunner
 import detectors
 from detectors.base import Detector
 from detectors.calibration import ScoreCalibrator
-from streams.evaluation import run_evaluation, to_json
-from streams.evaluation.cli import evaluate_command
-from streams.evaluation.online import (
+from evaluation import run_evaluation, to_json
+from evaluation.cli import evaluate_command
+from evaluation.online import (
     calibrate_online,
     make_detector,
     reference_calibrator,

@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from detectors import nab
+from evaluation import nab
 
 N = 1000  # probation = 150 rows
 WIN = np.array([[400, 499]])  # width 100

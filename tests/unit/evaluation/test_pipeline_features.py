@@ -12,16 +12,16 @@ import pytest
 
 import detectors
 from detectors.base import Detector
-from streams.evaluation import run_evaluation
-from streams.evaluation.features import (
+from evaluation import run_evaluation
+from evaluation.features import (
     FeatureMode,
     fill_refused,
     parse_sensor_mode,
     sensor_features,
 )
-from streams.evaluation.harness import _sensor_detector
-from streams.evaluation.kdd_categories import KDD_COLUMNS
-from streams.evaluation.online import DEFAULT_ENSEMBLE
+from evaluation.harness import _sensor_detector
+from evaluation.kdd_categories import KDD_COLUMNS
+from evaluation.online import DEFAULT_ENSEMBLE
 from windowing import (
     NUMERIC_FIELDS,
     TRAFFIC_FIELDS,

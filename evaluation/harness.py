@@ -16,7 +16,7 @@ Three input formats:
 
 Events become feature rows exactly as in the stream: the files are read by
 :mod:`windowing.readers` and featurised by :class:`windowing.SensorFeaturePipeline` /
-:class:`windowing.ConnectionFeaturePipeline` (see :mod:`streams.evaluation.features`).
+:class:`windowing.ConnectionFeaturePipeline` (see :mod:`evaluation.features`).
 The detector never sees a label: labels are used only to measure. The returned dict is the
 ``--json`` output; its keys are documented in ``docs/evaluation.md``.
 """
@@ -35,9 +35,10 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from detectors import metrics, nab
+from detectors import metrics
 from detectors.base import Detector
-from streams.evaluation.datasets import (
+from evaluation import nab
+from evaluation.datasets import (
     NABSeries,
     binary_labels,
     find_label_column,
@@ -45,7 +46,7 @@ from streams.evaluation.datasets import (
     kdd_categories,
     naive_utc,
 )
-from streams.evaluation.features import (
+from evaluation.features import (
     FeatureMode,
     SensorFeatures,
     connection_features,
@@ -54,14 +55,14 @@ from streams.evaluation.features import (
     rejection_summary,
     sensor_features,
 )
-from streams.evaluation.kdd_categories import CATEGORIES
-from streams.evaluation.model_card import (
+from evaluation.kdd_categories import CATEGORIES
+from evaluation.model_card import (
     ModelCard,
     build_model_card,
     cards_to_json,
     write_model_cards,
 )
-from streams.evaluation.online import (
+from evaluation.online import (
     DEFAULT,
     DEFAULT_ENSEMBLE,
     ONLINE_CALIBRATION,
@@ -74,7 +75,7 @@ from streams.evaluation.online import (
     replay_online,
     score_in_batches,
 )
-from streams.evaluation.report import ReportData, SeriesView, write_report
+from evaluation.report import ReportData, SeriesView, write_report
 from windowing.readers import epoch_seconds, read_csv_events, read_kdd, read_nab_csv
 
 __all__ = ["FORMATS", "SCHEMA_VERSION", "run_evaluation", "to_json"]

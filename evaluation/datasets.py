@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from streams.evaluation.kdd_categories import category_of
+from evaluation.kdd_categories import category_of
 
 __all__ = [
     "LABEL_COLUMNS",

@@ -16,7 +16,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from streams.evaluation.harness import FORMATS, run_evaluation, to_json
+from evaluation.harness import FORMATS, run_evaluation, to_json
 
 __all__ = ["evaluate_command", "parse_params", "print_summary"]
 
