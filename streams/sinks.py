@@ -13,7 +13,15 @@ from influxdb_client import Point, WritePrecision
 from streams.scoring import ScoredEvent
 from streams.settings import Settings
 
-__all__ = ["InfluxSink", "alert_point", "event_time_us", "pipeline_point", "score_point"]
+__all__ = [
+    "InfluxSink",
+    "alert_point",
+    "event_time_us",
+    "influx_reason",
+    "is_permanent",
+    "pipeline_point",
+    "score_point",
+]
 
 log = structlog.get_logger(__name__)
 
