@@ -96,6 +96,10 @@ def create_app(settings: Settings | None = None) -> Pipeline:
     settings = settings or Settings()
     t = settings.topics
     w = settings.worker
+    # Per app id (consumer group): the RocksDB tables remember the changelog offsets of the
+    # group that wrote them, so groups must not share them.
+    datadir = (w.data_dir or settings.state_dir / "faust") / w.app_id
+    datadir.mkdir(parents=True, exist_ok=True)
     app = faust.App(
         w.app_id,
         broker=kafka_broker_urls(settings.kafka.bootstrap_servers),
@@ -104,7 +108,7 @@ def create_app(settings: Settings | None = None) -> Pipeline:
         key_serializer="raw",
         topic_partitions=t.partitions,
         topic_replication_factor=t.replication_factor,
-        datadir=str(w.data_dir or settings.state_dir / "faust"),
+        datadir=str(datadir),
         web_enabled=False,
         producer_acks=-1,
         producer_max_request_size=max(settings.kafka.max_message_bytes, 1_000_000),

@@ -239,7 +239,11 @@ class WorkerSettings(BaseModel):
     batch_size: int = Field(500, description="Events per micro-batch taken from a stream.")
     batch_within_s: float = Field(0.5, description="Max seconds to wait to fill a micro-batch.")
     web_port: int = Field(6066, description="Faust web port (health, metrics).")
-    data_dir: Path | None = Field(None, description="Faust data dir; default <state_dir>/faust.")
+    data_dir: Path | None = Field(
+        None,
+        description="Faust data dir (RocksDB tables under <data_dir>/<app_id>); default "
+        "<state_dir>/faust.",
+    )
     loglevel: str = Field("WARNING", description="Faust/worker log level.")
     auto_offset_reset: Literal["earliest", "latest"] = Field(
         "earliest",
