@@ -204,7 +204,11 @@ class InfluxSink:
         while True:
             attempt += 1
             try:
-                await self._write.write(bucket=s.bucket, org=s.org, record=chunk)
+                # Every point we write is stamped in microseconds (event_time_us); line
+                # protocol strings carry no precision of their own.
+                await self._write.write(
+                    bucket=s.bucket, org=s.org, record=chunk, write_precision=WritePrecision.US
+                )
                 return
             except Exception as exc:
                 reason = influx_reason(exc)
