@@ -353,6 +353,7 @@ class SensorScorer:
         episodes: EpisodeTracker | None = None,
         n_scored: int = 0,
         position: tuple[int, int] | None = None,
+        pending: tuple[np.ndarray, np.ndarray | None] | None = None,
     ) -> None:
         self.sensor_id = sensor_id
         self.config = config or SensorModelConfig()
@@ -370,6 +371,10 @@ class SensorScorer:
         self.n_scored = n_scored
         #: Input position of the last event this state has absorbed, as (partition, offset).
         self.position = position
+        #: Rows of the chunk being filled (features, members' raw scores), scored but not
+        #: learned yet: the detector learns whole chunks, so scores do not depend on how
+        #: the readings were cut into micro-batches.
+        self.pending = pending
 
     def already_absorbed(self, record: RawRecord) -> bool:
         """True for a replayed input this state already learned from.
@@ -413,12 +418,15 @@ class SensorScorer:
         if self.detector is None:
             self.detector = make_sensor_detector(self.config, names)
         # A backlog arrives as one big batch; scoring all of it against the state at its
-        # start would judge hundreds of readings by none of their predecessors. Small
-        # chunks keep scoring close to one-at-a-time while the detector still works on
-        # arrays.
+        # start would judge hundreds of readings by none of their predecessors. The
+        # detector learns in chunks of ``chunk`` readings (numbered from the sensor's first
+        # reading, whatever the micro-batches), each scored against the detector as it was
+        # before the chunk: close to one-at-a-time while the detector still works on arrays.
         step = max(1, self.config.chunk)
-        for lo in range(0, len(rows), step):
-            Xc = X[lo : lo + step]
+        lo = 0
+        while lo < len(rows):
+            filled = 0 if self.pending is None else len(self.pending[0])
+            Xc = X[lo : lo + step - filled]
             try:
                 scores, members, raw = self._scores(Xc)
             except Exception:
@@ -438,12 +446,27 @@ class SensorScorer:
                     ok[i] = True
                 except Exception as exc:
                     out.dead.append(internal_error(record, exc, "scoring"))
-            # Prequential: the calibrators take these scores (of data not learned yet,
-            # the anomalous ones left out: a reference full of past spikes makes the next
-            # one look ordinary), then the members learn the chunk.
-            if ok.any():
-                self._learn(Xc[ok], names, None if raw is None else raw[ok])
+            lo += len(Xc)
+            self._add_pending(Xc[ok], None if raw is None else raw[ok])
+            if self.pending is not None and len(self.pending[0]) >= step:
+                # Prequential: the calibrators take these scores (of data not learned
+                # yet, the anomalous ones left out: a reference full of past spikes makes
+                # the next one look ordinary), then the members learn the chunk.
+                self._learn(*self.pending, names)
+                self.pending = None
         return out
+
+    def _add_pending(self, X: np.ndarray, raw: np.ndarray | None) -> None:
+        if not len(X):
+            return
+        if self.pending is None:
+            self.pending = (X, raw)
+            return
+        px, praw = self.pending
+        # Raw scores exist for all rows of a chunk or for none (the detector's fitted
+        # state only changes when a chunk is learned).
+        both = praw is not None and raw is not None
+        self.pending = (np.vstack([px, X]), np.vstack([praw, raw]) if both else None)
 
     def _scores_one_by_one(
         self, X: np.ndarray
@@ -468,7 +491,7 @@ class SensorScorer:
                 raw[i] = r[0]
         return scores, members, raw
 
-    def _learn(self, X: np.ndarray, names: list[str], raw: np.ndarray | None) -> None:
+    def _learn(self, X: np.ndarray, raw: np.ndarray | None, names: list[str]) -> None:
         try:
             self.detector.learn_many(X, feature_names=names, raw_scores=raw)  # type: ignore[union-attr]
         except Exception as exc:
@@ -567,6 +590,12 @@ class SensorScorer:
             "episodes": self.episodes.to_state(),
             "n_scored": self.n_scored,
             "position": list(self.position) if self.position is not None else None,
+            "pending": None
+            if self.pending is None
+            else {
+                "x": self.pending[0].tolist(),
+                "raw": None if self.pending[1] is None else self.pending[1].tolist(),
+            },
         }
 
     @classmethod
@@ -583,7 +612,15 @@ class SensorScorer:
             episodes=EpisodeTracker.from_state(state["episodes"]),
             n_scored=state["n_scored"],
             position=tuple(state["position"]) if state.get("position") else None,
+            pending=_pending_from_state(state.get("pending")),
         )
+
+
+def _pending_from_state(pending: dict[str, Any] | None) -> tuple[np.ndarray, Any] | None:
+    if not pending:
+        return None
+    raw = pending.get("raw")
+    return (np.asarray(pending["x"], dtype=float), None if raw is None else np.asarray(raw))
 
 
 def member_surprises(ensemble: Ensemble | None, member_scores: np.ndarray) -> dict[str, float]:
