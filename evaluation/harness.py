@@ -76,6 +76,9 @@ from evaluation.online import (
     score_in_batches,
 )
 from evaluation.report import ReportData, SeriesView, write_report
+from evaluation.stream import STREAM_CALIBRATION, stream_series
+from streams.scoring import make_sensor_detector, sensor_model_config
+from streams.settings import Settings
 from windowing.readers import epoch_seconds, read_csv_events, read_kdd, read_nab_csv
 
 __all__ = ["FORMATS", "SCHEMA_VERSION", "run_evaluation", "to_json"]
@@ -85,6 +88,10 @@ FORMATS = ("nab", "kdd", "csv")
 SCHEMA_VERSION = 1
 
 _WARMUP = 30
+_PATHS = {
+    True: "stream: streams.scoring.score_sensor_batch with the worker's settings",
+    False: "offline: windowing features + the detector replayed online",
+}
 _CALIBRATION_FRACTION = 0.2
 _MAX_FIT_ROWS = 50_000
 _MAX_CALIBRATION_ROWS = 20_000
@@ -228,6 +235,48 @@ def _sensor_detector(name: str, params: Mapping[str, Any], fx: SensorFeatures) -
     return make_detector(name, p, "sensors")[1]
 
 
+def _stream_path(opts: dict[str, Any], name: str) -> bool:
+    """Whether a sensor evaluation can run the sensor agent's own code: the worker's
+    detector, its features and calibration, learning online, nothing fitted beforehand."""
+    return (
+        opts["train"] is None
+        and not opts["params"]
+        and opts["features"] is None
+        and opts["learn"]
+        and name == Settings().sensor_detector.detector
+    )
+
+
+def _stream_run(
+    entity: str, series: _SeriesInput, opts: dict[str, Any], progress: Any
+) -> _SeriesRun:
+    """One series through :func:`streams.scoring.score_sensor_batch`, as the worker runs it."""
+    settings = Settings()
+    run = stream_series(
+        entity,
+        series.timestamps,
+        series.values,
+        series.channels,
+        settings=settings,
+        batch_size=opts["batch_size"],
+        progress=progress,
+    )
+    fx = run.features
+    scored = np.zeros(fx.n_input, dtype=bool)
+    scored[fx.index] = True
+    detector = run.scorer.detector if run.scorer is not None else None
+    if detector is None:  # nothing accepted: an unfitted detector describes the run
+        detector = make_sensor_detector(sensor_model_config(settings), fx.names or ["value_z"])
+    return _SeriesRun(
+        fx,
+        fill_refused(run.scores, fx.index, fx.n_input, carry=True),
+        scored,
+        run.replay,
+        detector,
+        STREAM_CALIBRATION,
+    )
+
+
 def _run_series(
     entity: str,
     series: _SeriesInput,
@@ -237,7 +286,13 @@ def _run_series(
     progress: Any,
     train: _SeriesInput | None = None,
 ) -> _SeriesRun:
-    """Features (windowing), then score-then-learn, then calibration, for one series."""
+    """Features (windowing), then score-then-learn, then calibration, for one series.
+
+    With the worker's detector and defaults this is the sensor agent's own code
+    (:mod:`evaluation.stream`); otherwise an offline replay of the chosen detector.
+    """
+    if train is None and opts["stream"]:
+        return _stream_run(entity, series, opts, progress)
     fx = sensor_features(
         series.timestamps, series.values, series.channels, mode=mode, sensor_id=entity
     )
@@ -310,6 +365,9 @@ def _evaluate_nab(
 ) -> tuple[dict[str, Any], ReportData, list[ModelCard]]:
     corpus = find_nab_corpus(path)
     name = _resolve_name(opts["detector"], "sensors")
+    opts["stream"] = _stream_path(opts, name)
+    if opts["stream"] and not opts["batch_size_given"]:
+        opts["batch_size"] = Settings().worker.batch_size
     mode = parse_sensor_mode(opts["features"], default_time=name == DEFAULT_ENSEMBLE)
     frames = [(s, read_nab_csv(s.path)) for s in corpus.series]
     total = sum(len(frame) for _, frame in frames)
@@ -373,6 +431,7 @@ def _evaluate_nab(
         "detector": name,
         "features": mode.label,
         "feature_pipeline": "windowing.SensorFeaturePipeline (one per series, stream defaults)",
+        "scoring_path": _PATHS[opts["stream"]],
         "feature_names": first_run.fx.names,
         "calibration": first_run.calibration,
         "nab": {p: r.to_dict() for p, r in res.items()},
@@ -668,6 +727,9 @@ def _evaluate_csv(
         raise ValueError(f"{opts['train']}: a sensor CSV needs a sensor CSV to train on")
 
     name = _resolve_name(opts["detector"], "sensors")
+    opts["stream"] = _stream_path(opts, name)
+    if opts["stream"] and not opts["batch_size_given"]:
+        opts["batch_size"] = Settings().worker.batch_size
     mode = parse_sensor_mode(opts["features"], default_time=name == DEFAULT_ENSEMBLE)
     train_groups = dict(_entities(train)) if train is not None else {}
     n = len(frame)
@@ -714,6 +776,7 @@ def _evaluate_csv(
         "detector": name,
         "features": mode.label,
         "feature_pipeline": "windowing.SensorFeaturePipeline (one per sensor, stream defaults)",
+        "scoring_path": _PATHS[opts["stream"]],
         "feature_names": first.fx.names,
         "calibration": first.calibration,
         "metrics": m,
@@ -809,8 +872,9 @@ def run_evaluation(
         Learn online from the evaluated rows after scoring them (default: yes for NAB and
         CSV, no for KDD, whose test traffic is mostly attacks).
     batch_size
-        Micro-batch of the online replay (default 1 for NAB/CSV: strictly one at a time,
-        256 for KDD with ``learn``).
+        Micro-batch of the online replay (default for NAB/CSV: the worker's micro-batch when
+        the sensor agent's own code runs — its scores do not depend on it — else 1, strictly
+        one at a time; 256 for KDD with ``learn``).
     alpha
         Label-free operating point: alert when the calibrated score is >= ``1 - alpha``.
     cost_fn, cost_fp
@@ -830,7 +894,11 @@ def run_evaluation(
         "out": Path(out) if out is not None else None,
         "features": features,
         "learn": (fmt != "kdd") if learn is None else learn,
+        # Sensor series through the agent's code default to the worker's micro-batch (the
+        # scores do not depend on it); offline replays to strictly one at a time.
         "batch_size": batch_size or (256 if fmt == "kdd" else 1),
+        "batch_size_given": batch_size is not None,
+        "stream": False,
         "alpha": alpha,
         "cost_fn": cost_fn,
         "cost_fp": cost_fp,

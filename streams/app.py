@@ -37,10 +37,11 @@ from streams.scoring import (
     BatchResult,
     DeadLetter,
     RawRecord,
-    SensorModelConfig,
     SensorScorer,
     make_sensor_detector,
     score_sensor_batch,
+    sensor_alert_policy,
+    sensor_model_config,
 )
 from streams.settings import Settings
 from streams.sinks import InfluxSink, alert_point, pipeline_point, score_point
@@ -169,20 +170,8 @@ def create_app(settings: Settings | None = None) -> Pipeline:
         connection_state,
         max_message_bytes=settings.kafka.max_message_bytes,
     )
-    policy = AlertPolicy(
-        threshold=settings.alerts.threshold,
-        warmup=settings.sensor_detector.warmup,
-        cooldown_events=settings.alerts.cooldown_events,
-    )
-    sd = settings.sensor_detector
-    model_config = SensorModelConfig(
-        detector=sd.detector,
-        cadence=sd.cadence_s,
-        seasonal_period=sd.seasonal_period_s,
-        tz=sd.timezone,
-        stationarity_warmup=sd.stationarity_warmup,
-        top_k=sd.top_k,
-    )
+    policy = sensor_alert_policy(settings)
+    model_config = sensor_model_config(settings)
     limits = settings.limits.input_limits()
     worker_name = f"{socket.gethostname()}-{os.getpid()}"
 

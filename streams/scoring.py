@@ -21,6 +21,7 @@ import structlog
 from detectors import create as create_detector
 from detectors.ensemble import Ensemble, sensor_ensemble
 from detectors.explain import top_k_contributions
+from streams.settings import Settings
 from windowing.features import FeatureVector, jsonable
 from windowing.schemas import InputLimits, RejectedEvent, SensorReading, parse_sensor_reading
 from windowing.sensor import SensorFeaturePipeline
@@ -43,6 +44,8 @@ __all__ = [
     "member_surprises",
     "new_alert",
     "score_sensor_batch",
+    "sensor_alert_policy",
+    "sensor_model_config",
     "stable_alert_id",
     "surprise",
     "validate_batch",
@@ -290,6 +293,37 @@ class SensorModelConfig:
     empirical_after: int = 400
     #: Scores at or above this are kept out of the empirical reference.
     reference_below: float = 0.999
+
+
+def sensor_model_config(settings: Settings) -> SensorModelConfig:
+    """The sensor agent's model configuration from ``settings``: what the worker runs, and
+    what ``anomstream evaluate`` replays so that its numbers are the stream's.
+
+    >>> sensor_model_config(Settings()).detector
+    'default_ensemble'
+    """
+    sd = settings.sensor_detector
+    return SensorModelConfig(
+        detector=sd.detector,
+        cadence=sd.cadence_s,
+        seasonal_period=sd.seasonal_period_s,
+        tz=sd.timezone,
+        stationarity_warmup=sd.stationarity_warmup,
+        top_k=sd.top_k,
+    )
+
+
+def sensor_alert_policy(settings: Settings) -> AlertPolicy:
+    """When the sensor agent turns a score into an alert, from ``settings``.
+
+    >>> sensor_alert_policy(Settings()).threshold
+    0.99999
+    """
+    return AlertPolicy(
+        threshold=settings.alerts.threshold,
+        warmup=settings.sensor_detector.warmup,
+        cooldown_events=settings.alerts.cooldown_events,
+    )
 
 
 def make_sensor_detector(config: SensorModelConfig, names: Sequence[str]) -> Ensemble:

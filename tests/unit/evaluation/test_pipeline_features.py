@@ -81,7 +81,9 @@ def test_default_ensemble_gets_value_then_time_columns(nab_corpus: Path) -> None
     )
     assert res["detector"] == DEFAULT_ENSEMBLE and res["features"] == "auto+time"
     assert res["feature_names"] == ["value_z", "hour_sin", "hour_cos", "dow_sin", "dow_cos"]
-    assert res["calibration"].startswith("the detector's own")
+    # The worker's detector with the worker's defaults: the sensor agent's own code.
+    assert res["scoring_path"].startswith("stream:")
+    assert res["calibration"].startswith("stream: the sensor agent's own")
     assert {c["n_features"] for c in res["model_cards"]} == {5}
     # (How well the ensemble detects is the detectors' business; this checks the wiring.)
     # Without time columns the ensemble is told it has none.
@@ -94,6 +96,8 @@ def test_default_ensemble_gets_value_then_time_columns(nab_corpus: Path) -> None
         report=False,
     )
     assert {c["n_features"] for c in res["model_cards"]} == {1}
+    assert res["scoring_path"].startswith("offline:")
+    assert res["calibration"].startswith("the detector's own")
 
 
 def test_default_sensor_detector_is_the_stream_agents(nab_corpus: Path) -> None:
