@@ -201,10 +201,10 @@ def test_the_influx_sink_isolates_points_influxdb_refuses(stack: Any) -> None:
 
     s = stack.settings
     tag = f"sink-{time.time_ns()}"
-    now_ns = time.time_ns()
-    lines = [f"sinktest,run={tag},i={i} v={i} {now_ns + i}" for i in range(7)]
+    now_us = time.time_ns() // 1000  # the sink writes microsecond timestamps
+    lines = [f"sinktest,run={tag},i={i} v={i} {now_us + i}" for i in range(7)]
     lines[2] = f"sinktest,run={tag},i=2 v=2 -9999999999999999999999"  # unparsable time
-    lines[5] = f"sinktest,run={tag},i=5 v=\"text\" {now_ns + 5}"  # field type conflict
+    lines[5] = f"sinktest,run={tag},i=5 v=\"text\" {now_us + 5}"  # field type conflict
 
     async def write() -> list[tuple[int, str]]:
         sink = InfluxSink(s)
