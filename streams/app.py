@@ -141,20 +141,11 @@ def create_app(settings: Settings | None = None) -> Pipeline:
         if w.table_store == "rocksdb"
         else None
     )
-    sensor_state = app.Table(
-        "sensor-state",
-        default=None,
-        partitions=t.partitions,
-        value_type=bytes,
-        options=table_options,
-    )
-    # Connection state is per input partition (traffic windows span hosts), keyed "p<n>".
-    connection_state = app.Table(
-        "connection-state",
-        default=None,
-        partitions=t.partitions,
-        value_type=bytes,
-        options=table_options,
+    sensor_state, connection_state = (
+        app.Table(name, default=None, partitions=t.partitions, value_type=bytes,
+                  options=table_options)
+        # Connection state is per input partition (traffic windows span hosts), keyed "p<n>".
+        for name in ("sensor-state", "connection-state")
     )
     sink = InfluxSink(settings)
     pipe = Pipeline(

@@ -79,6 +79,7 @@ from streams.scoring import (
     internal_error,
     member_surprises,
     new_alert,
+    score_groups,
     surprise,
     validate_batch,
 )
@@ -628,20 +629,7 @@ def score_connection_batch(
         lambda _, record: record.partition,
     )
     out = BatchResult(dead=dead)
-    for partition, items in per_partition.items():
-        scorer = scorers.get(partition)
-        if scorer is None and restore is not None:
-            scorer = restore(partition)
-            out.count("restored_entities", scorer is not None)
-        if scorer is None:
-            scorer = ConnectionScorer(config)
-            out.count("new_entities")
-        scorers[partition] = scorer
-        try:
-            out.extend(scorer.score_batch(items, policy))
-            out.touched[partition] = items[-1][1]
-        except Exception as exc:
-            log.error("entity_failed", partition=partition, error=repr(exc)[:1000])
-            out.dead += [internal_error(record, exc, "scoring") for _, record in items]
-            del scorers[partition]
+    score_groups(
+        per_partition, scorers, policy, out, new=lambda _: ConnectionScorer(config), restore=restore
+    )
     return out

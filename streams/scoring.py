@@ -13,7 +13,7 @@ import math
 import uuid
 from collections.abc import Callable, Iterable, Mapping, MutableMapping, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import numpy as np
 import structlog
@@ -43,6 +43,7 @@ __all__ = [
     "make_sensor_detector",
     "member_surprises",
     "new_alert",
+    "score_groups",
     "score_sensor_batch",
     "sensor_alert_policy",
     "sensor_model_config",
@@ -800,19 +801,56 @@ def score_sensor_batch(
     for sensor_id, items in per_sensor.items():
         key = sensor_id.encode()
         out.count("key_mismatch", sum(1 for _, record in items if record.key != key))
-        scorer = scorers.get(sensor_id)
+    score_groups(
+        per_sensor,
+        scorers,
+        policy,
+        out,
+        new=lambda sensor_id: SensorScorer(sensor_id, config),
+        restore=restore,
+    )
+    return out
+
+
+class EntityScorer(Protocol[E]):
+    """What :func:`score_groups` needs of a per-entity scorer."""
+
+    def score_batch(
+        self, items: Sequence[tuple[E, RawRecord]], policy: AlertPolicy
+    ) -> BatchResult: ...
+
+
+S = TypeVar("S", bound=EntityScorer[Any])
+
+
+def score_groups(
+    groups: Mapping[K, Sequence[tuple[E, RawRecord]]],
+    scorers: MutableMapping[K, S],
+    policy: AlertPolicy,
+    out: BatchResult,
+    *,
+    new: Callable[[K], S],
+    restore: Callable[[K], S | None] | None = None,
+) -> None:
+    """Hand each entity's events to its scorer (live, else restored, else new), into ``out``.
+
+    An entity whose scoring raises takes only its own events to the dead letters
+    (``internal_error``) and its scorer is dropped, so the next batch restores it from
+    its last checkpoint. Counts ``new_entities`` and ``restored_entities``.
+    """
+    for entity, items in groups.items():
+        scorer = scorers.get(entity)
         if scorer is None and restore is not None:
-            scorer = restore(sensor_id)
+            scorer = restore(entity)
             out.count("restored_entities", scorer is not None)
         if scorer is None:
-            scorer = SensorScorer(sensor_id, config)
+            scorer = new(entity)
             out.count("new_entities")
-        scorers[sensor_id] = scorer
+        scorers[entity] = scorer
         try:
             out.extend(scorer.score_batch(items, policy))
-            out.touched[sensor_id] = items[-1][1]
+            out.touched[entity] = items[-1][1]
         except Exception as exc:
-            log.error("entity_failed", sensor=sensor_id, error=repr(exc)[:1000])
+            log.error("entity_failed", entity=str(entity), error=repr(exc)[:1000])
             out.dead += [internal_error(record, exc, "scoring") for _, record in items]
-            del scorers[sensor_id]
-    return out
+            del scorers[entity]
