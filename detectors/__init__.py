@@ -25,6 +25,7 @@ from detectors.online import (
     LODA,
     EWGaussian,
     HalfSpaceTrees,
+    KNNLikelihood,
     OnlineOneClassSVM,
     RobustZScore,
     SeasonalProfile,
@@ -37,7 +38,7 @@ for _cls in (
     RobustZScore, EWGaussian, SeasonalProfile, HalfSpaceTrees, LODA, OnlineOneClassSVM,
     IsolationForest, OneClassSVM, PCAReconstruction, LOFNovelty, KMeansDistance,
     GaussianDensity, Autoencoder, VAE, Seq2SeqLSTM, NoveltyAutoencoder, ClusteredAutoencoder,
-    Ensemble, MarginalTail,
+    Ensemble, MarginalTail, KNNLikelihood,
 ):
     register(_cls)
 
@@ -61,6 +62,7 @@ __all__ = [
     "HalfSpaceTrees",
     "IsolationForest",
     "KMeansDistance",
+    "KNNLikelihood",
     "LOFNovelty",
     "ManifestError",
     "MarginalTail",

@@ -2,6 +2,7 @@
 
 from detectors.online.ew_gaussian import EWGaussian
 from detectors.online.hst import HalfSpaceTrees
+from detectors.online.knn_likelihood import KNNLikelihood
 from detectors.online.loda import LODA
 from detectors.online.ocsvm import OnlineOneClassSVM
 from detectors.online.robust_zscore import RobustZScore
@@ -11,6 +12,7 @@ __all__ = [
     "LODA",
     "EWGaussian",
     "HalfSpaceTrees",
+    "KNNLikelihood",
     "OnlineOneClassSVM",
     "RobustZScore",
     "SeasonalProfile",

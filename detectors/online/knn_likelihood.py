@@ -1,0 +1,205 @@
+"""Nearest-past-window novelty, judged by an anomaly likelihood, with rest after an alarm.
+
+Three stages, one pass, score-then-learn, per reading:
+
+1. **Raw novelty** (after KNN-CAD): the last ``window`` readings form a vector; its raw
+   score is the Euclidean distance to the nearest of the windows ending in the last
+   ``memory`` readings. A spike, a level never seen, a flat stretch where a daily wave
+   should be, all make windows unlike any seen before.
+2. **Anomaly likelihood** (after HTM's post-processing): the mean of the last ``short``
+   raw scores is compared with the long-term distribution of that mean (exponentially
+   weighted mean and variance, half-life ``half_life`` readings) as a Gaussian upper tail
+   probability ``p``. A series whose windows are always somewhat novel (a noisy sensor)
+   gets used to it; a run of novel windows in a calm series does not.
+3. **Rest**: once ``p < alarm`` the next ``rest`` readings are damped (their score is at
+   most 0.5): one alarm per episode, as NAB credits only the earliest detection in a
+   window and charges every detection outside one.
+
+The score is ``1 - p`` (``p`` floored at ``min_tail``, so never exactly 1.0).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from detectors.base import Detector, check_matrix
+
+__all__ = ["KNNLikelihood"]
+
+_SQRT2 = math.sqrt(2.0)
+
+
+class KNNLikelihood(Detector):
+    """Nearest-past-window distance -> anomaly likelihood -> rest after an alarm.
+
+    Parameters
+    ----------
+    window
+        Readings per window (the pattern length compared).
+    memory
+        Past windows the current one is compared with (the most recent ones).
+    min_neighbours
+        Past windows needed before a raw score is computed (0 before).
+    short
+        Raw scores averaged before they are judged (HTM's averaging window).
+    half_life
+        Half-life, in readings, of the long-term mean and variance of the averaged score.
+    learn_period
+        Readings before the likelihood speaks (score 0 until then).
+    alarm
+        Tail probability below which an alarm starts a rest period.
+    rest
+        Readings damped after an alarm.
+    rel_floor
+        Floor of the long-term spread, relative to the long-term mean (and at least
+        ``1e-9``): a perfectly steady score does not make the next wobble infinitely rare.
+    min_tail
+        Smallest tail probability reported (keeps the score below 1.0).
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> t = np.arange(1200)
+    >>> x = np.sin(2 * np.pi * t / 50) + 0.05 * rng.normal(size=t.size)
+    >>> det = KNNLikelihood(memory=400).learn_many(x[:1000, None])
+    >>> normal = det.score_learn(x[1000:, None])  # score each reading, then learn it
+    >>> odd = det.score_one([3.0])  # a reading far from the wave
+    >>> bool(normal.max() < 0.99 < odd < 1.0)
+    True
+    """
+
+    name = "knn_likelihood"
+    online = True
+
+    def __init__(self, window: int = 8, memory: int = 1500, min_neighbours: int = 10,
+                 short: int = 5, half_life: float = 2000.0, learn_period: int = 150,
+                 alarm: float = 1e-3, rest: int = 200, rel_floor: float = 1e-3,
+                 min_tail: float = 1e-12) -> None:
+        self.window = window
+        self.memory = memory
+        self.min_neighbours = min_neighbours
+        self.short = short
+        self.half_life = half_life
+        self.learn_period = learn_period
+        self.alarm = alarm
+        self.rest = rest
+        self.rel_floor = rel_floor
+        self.min_tail = min_tail
+
+    @classmethod
+    def fast_params(cls) -> dict[str, Any]:
+        return {"memory": 200, "learn_period": 50, "rest": 0}
+
+    # -- the one-pass recursion -----------------------------------------------------------
+    def _check_params(self) -> None:
+        if self.window < 1 or self.memory < 1 or self.short < 1:
+            raise ValueError("window, memory and short must be at least 1")
+        if self.half_life <= 0 or not 0 < self.alarm < 1:
+            raise ValueError("half_life must be > 0 and alarm in (0, 1)")
+
+    def _fresh(self, d: int) -> dict[str, Any]:
+        return {"history": np.empty((0, d)), "raw": np.empty(0), "count": 0, "mean": 0.0,
+                "var": 0.0, "hold": 0}
+
+    def _state(self) -> dict[str, Any]:
+        if not hasattr(self, "history_"):
+            return self._fresh(self.n_features_in_)
+        return {"history": self.history_, "raw": self.raw_recent_, "count": self.count_,
+                "mean": self.lik_mean_, "var": self.lik_var_, "hold": self.hold_}
+
+    def _step(self, st: dict[str, Any], x: np.ndarray) -> tuple[float, float, dict[str, Any]]:
+        """Score, tail probability and the state after reading ``x``, from state ``st``."""
+        w, keep = self.window, self.memory + self.window - 1
+        hist = np.vstack([st["history"][-keep:], x[None]])
+        end = len(hist)
+        lo = max(0, end - 1 - keep)  # oldest row a past window may start on
+        n_past = end - w - lo  # past windows hist[j:j+w], lo <= j < end - w
+        raw = 0.0
+        if n_past >= self.min_neighbours:
+            cur = hist[end - w :]
+            past = np.lib.stride_tricks.sliding_window_view(hist[lo : end - 1], w, axis=0)
+            diff = past - cur.T[None]  # (n_past, d, w)
+            raw = math.sqrt(float(np.einsum("ijk,ijk->i", diff, diff).min()))
+        recent = [*st["raw"][-(self.short - 1):], raw] if self.short > 1 else [raw]
+        avg = sum(recent) / len(recent)
+        count, mean, var, hold = st["count"], st["mean"], st["var"], st["hold"]
+        p = 1.0
+        if count >= self.learn_period:
+            spread = max(math.sqrt(max(var, 0.0)), self.rel_floor * abs(mean), 1e-9)
+            p = 0.5 * math.erfc((avg - mean) / spread / _SQRT2)
+        p = max(p, self.min_tail)
+        if hold > 0:
+            hold -= 1
+            score = 0.5 * (1.0 - p)
+        else:
+            score = 1.0 - p
+            if p < self.alarm:
+                hold = self.rest
+        count += 1
+        rate = max(1.0 - 0.5 ** (1.0 / self.half_life), 1.0 / count)
+        delta = avg - mean
+        mean += rate * delta
+        var = (1.0 - rate) * (var + rate * delta * delta)
+        new = {"history": hist[-keep:], "raw": recent, "count": count, "mean": mean,
+               "var": var, "hold": hold}
+        return score, p, new
+
+    # -- protocol -------------------------------------------------------------------------
+    def _learn(self, X: np.ndarray) -> None:
+        self._check_params()
+        pending = getattr(self, "_pending", None)
+        if len(X) == 1 and pending is not None and pending[0] == X.tobytes():
+            st = pending[1]
+        else:
+            st = self._state()
+            for x in X:
+                st = self._step(st, x)[2]
+        self._pending = None
+        self.history_ = np.array(st["history"], dtype=np.float64)
+        self.raw_recent_ = np.asarray(st["raw"], dtype=np.float64)
+        self.count_ = int(st["count"])
+        self.lik_mean_ = float(st["mean"])
+        self.lik_var_ = float(st["var"])
+        self.hold_ = int(st["hold"])
+
+    def _scores_and_tails(self, X: Any) -> tuple[np.ndarray, np.ndarray]:
+        X = self._check_input(X)
+        self._check_params()
+        st = self._state()
+        out = [self._step(st, x) for x in X]
+        # Streams learn the reading they just scored: keep its state for learn_many.
+        self._pending = (X.tobytes(), out[0][2]) if len(X) == 1 else None
+        return (np.array([o[0] for o in out], dtype=np.float64),
+                np.array([o[1] for o in out], dtype=np.float64))
+
+    def score_many(self, X: Any) -> np.ndarray:
+        """Score of each row as the next reading after those learned (rows independent)."""
+        return self._scores_and_tails(X)[0]
+
+    def tail_probabilities(self, X: Any) -> np.ndarray:
+        """The likelihood's tail probability ``p`` of each row (before the rest damping)."""
+        return self._scores_and_tails(X)[1]
+
+    def score_learn(self, X: Any) -> np.ndarray:
+        """Score each row, then learn it, in order (one pass over a stream)."""
+        X = check_matrix(X, self.n_features_in_ if self.is_fitted else None)
+        out = np.empty(len(X))
+        for i in range(len(X)):
+            row = X[i : i + 1]
+            out[i] = self.score_many(row)[0] if self.is_fitted else 0.0
+            self.learn_many(row)
+        return out
+
+    def reset(self) -> None:
+        super().reset()
+        self._pending = None
+
+    def _restore_state(self, state: dict[str, Any]) -> None:
+        super()._restore_state(state)
+        self.history_ = np.asarray(self.history_, dtype=np.float64).reshape(
+            -1, self.n_features_in_)
+        self.raw_recent_ = np.asarray(self.raw_recent_, dtype=np.float64).reshape(-1)
+        self._pending = None

@@ -1,0 +1,116 @@
+"""KNNLikelihood: nearest-past-window novelty, anomaly likelihood, rest after an alarm."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+
+import detectors
+from detectors import KNNLikelihood
+
+
+def _wave(n: int, seed: int = 0, noise: float = 0.05) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    t = np.arange(n)
+    return (np.sin(2 * np.pi * t / 50) + noise * rng.normal(size=n)).reshape(-1, 1)
+
+
+def test_registered_and_online() -> None:
+    assert detectors.get("knn_likelihood") is KNNLikelihood
+    assert KNNLikelihood.online and KNNLikelihood.json_state
+
+
+def test_raw_novelty_is_distance_to_nearest_past_window() -> None:
+    # window 2, flat history of 0s then a 3: the window (0, 3) is at distance 3 from every
+    # past window (0, 0). With no averaging and a long learning period, the tail
+    # probability is 1 (not judged yet), but the raw score drives the likelihood state.
+    det = KNNLikelihood(window=2, memory=10, min_neighbours=1, short=1, learn_period=0,
+                        rest=0)
+    det.learn_many(np.zeros((12, 1)))
+    # Long-term mean of raw scores 0, spread at its floor 1e-9: any novelty is extreme.
+    assert det.lik_mean_ == 0.0
+    assert det.score_one([0.0]) == pytest.approx(0.5)  # avg == mean: p = 1/2
+    assert det.score_one([3.0]) == pytest.approx(1 - det.min_tail)
+    # The state after learning 3.0 holds the raw score 3 = |(0, 3) - (0, 0)|.
+    det.learn_one([3.0])
+    assert det.raw_recent_.tolist() == [3.0]
+
+
+def test_likelihood_is_gaussian_tail_of_short_mean() -> None:
+    det = KNNLikelihood(window=1, memory=5, min_neighbours=1, short=1, learn_period=0,
+                        rest=0, half_life=1e9)
+    det.learn_many(np.array([[0.0], [0.0], [1.0], [0.0], [1.0], [0.0]]))
+    mean, sd = det.lik_mean_, math.sqrt(det.lik_var_)
+    # window 1: the raw score of x is the distance to the nearest past value.
+    p = det.tail_probabilities([[0.5]])[0]
+    assert p == pytest.approx(0.5 * math.erfc((0.5 - mean) / sd / math.sqrt(2)))
+
+
+def test_quiet_on_a_clean_wave_loud_on_a_change() -> None:
+    x = _wave(2000)
+    det = KNNLikelihood(memory=500)
+    scores = det.score_learn(x)
+    assert scores[det.learn_period:].max() < 0.999
+    broken = np.vstack([x, np.full((20, 1), 2.0)])  # the wave jumps up and stops
+    det2 = KNNLikelihood(memory=500)
+    s2 = det2.score_learn(broken)
+    assert s2[2000:].max() > 0.999
+
+
+def test_rest_damps_after_an_alarm() -> None:
+    x = _wave(1000)
+    det = KNNLikelihood(memory=300, rest=30).learn_many(x)
+    spike = np.full((1, 1), 5.0)
+    assert det.score_many(spike)[0] > 0.999
+    det.learn_many(spike)
+    assert det.hold_ == 30
+    # During the rest even another spike stays at or below 0.5, still ordered.
+    a = det.score_many(np.full((1, 1), 5.0))[0]
+    b = det.score_many(np.full((1, 1), 50.0))[0]
+    assert a <= b <= 0.5
+    det.learn_many(x[:30])
+    assert det.hold_ == 0
+    assert det.score_many(np.full((1, 1), 50.0))[0] > 0.999
+
+
+def test_never_exactly_one() -> None:
+    det = KNNLikelihood(memory=100, learn_period=20).learn_many(np.zeros((200, 1)))
+    s = det.score_many([[1e300], [1e6]])
+    assert (s < 1.0).all() and (s >= 1.0 - 1e-12).all()
+
+
+def test_score_learn_equals_score_then_learn_one_by_one() -> None:
+    x = _wave(400, seed=3)
+    a = KNNLikelihood(memory=100, learn_period=50).score_learn(x)
+    det = KNNLikelihood(memory=100, learn_period=50).learn_many(x[:1])
+    b = [0.0]
+    for row in x[1:]:
+        b.append(det.score_one(row))
+        det.learn_one(row)
+    np.testing.assert_allclose(a, b)
+
+
+def test_json_round_trip_keeps_the_stream_going() -> None:
+    x = _wave(700, seed=1)
+    det = KNNLikelihood(memory=200, learn_period=50).learn_many(x[:600])
+    restored = KNNLikelihood.from_state(json.loads(json.dumps(det.to_state())))
+    np.testing.assert_array_equal(restored.score_learn(x[600:]), det.score_learn(x[600:]))
+
+
+def test_multichannel_windows() -> None:
+    rng = np.random.default_rng(0)
+    X = np.column_stack([_wave(800)[:, 0], 0.1 * rng.normal(size=800)])
+    det = KNNLikelihood(memory=300).learn_many(X)
+    normal = det.score_many(X[-5:]).max()
+    odd = det.score_many([[0.0, 5.0]])[0]
+    assert normal < 0.99 < odd
+
+
+def test_bad_params() -> None:
+    with pytest.raises(ValueError):
+        KNNLikelihood(window=0).learn_many(np.zeros((5, 1)))
+    with pytest.raises(ValueError):
+        KNNLikelihood(alarm=2.0).learn_many(np.zeros((5, 1)))
