@@ -199,7 +199,8 @@ class KNNLikelihood(Detector):
 
     def _restore_state(self, state: dict[str, Any]) -> None:
         super()._restore_state(state)
-        self.history_ = np.asarray(self.history_, dtype=np.float64).reshape(
-            -1, self.n_features_in_)
-        self.raw_recent_ = np.asarray(self.raw_recent_, dtype=np.float64).reshape(-1)
+        if hasattr(self, "history_"):  # a member template of an ensemble has none
+            self.history_ = np.asarray(self.history_, dtype=np.float64).reshape(
+                -1, self.n_features_in_)
+            self.raw_recent_ = np.asarray(self.raw_recent_, dtype=np.float64).reshape(-1)
         self._pending = None
