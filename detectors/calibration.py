@@ -30,6 +30,7 @@ from detectors.persistence import register_stateful
 __all__ = [
     "PRIORS",
     "BodyTailCalibrator",
+    "PassThroughCalibrator",
     "ScoreCalibrator",
     "fit_gpd",
     "gpd_survival",
@@ -358,3 +359,53 @@ class BodyTailCalibrator:
 
     def __repr__(self) -> str:
         return f"BodyTailCalibrator(window={self.window}, anchor={self.anchor})"
+
+
+@register_stateful
+class PassThroughCalibrator:
+    """For detectors whose score already is a calibrated ``1 - P(S >= s)`` in [0, 1].
+
+    Keeps the score as it is (clipped to [0, 1]); learns nothing. A detector that judges
+    its own raw scores against their history (an anomaly likelihood) loses its
+    comparability across series when a second, empirical calibration is stacked on it.
+
+    >>> cal = PassThroughCalibrator()
+    >>> cal.transform([0.5, 0.999, 1.5]).tolist(), cal.tail_probability([0.75]).tolist()
+    ([0.5, 0.999, 1.0], [0.25])
+    """
+
+    is_fitted = True
+
+    def fit(self, scores: Any) -> PassThroughCalibrator:
+        return self
+
+    def learn_many(self, scores: Any) -> PassThroughCalibrator:
+        return self
+
+    def learn_one(self, score: float) -> PassThroughCalibrator:
+        return self
+
+    def transform(self, scores: Any) -> np.ndarray:
+        """The scores, clipped to [0, 1]."""
+        return np.clip(np.asarray(scores, dtype=np.float64).ravel(), 0.0, 1.0)
+
+    def tail_probability(self, scores: Any) -> np.ndarray:
+        """``1 - score``."""
+        return 1.0 - self.transform(scores)
+
+    def surprise(self, scores: Any) -> np.ndarray:
+        """``-log10(1 - score)``."""
+        return -np.log10(np.maximum(self.tail_probability(scores), 1e-300))
+
+    def get_params(self) -> dict[str, Any]:
+        return {}
+
+    def to_state(self) -> dict[str, Any]:
+        return {"params": {}}
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any]) -> PassThroughCalibrator:
+        return cls()
+
+    def __repr__(self) -> str:
+        return "PassThroughCalibrator()"

@@ -10,7 +10,7 @@ import numpy as np
 from scipy import stats
 
 from detectors.base import Detector, check_matrix
-from detectors.calibration import BodyTailCalibrator, ScoreCalibrator
+from detectors.calibration import BodyTailCalibrator, PassThroughCalibrator, ScoreCalibrator
 
 __all__ = [
     "CALIBRATORS",
@@ -25,7 +25,8 @@ METHODS = ("mean", "max", "min_p", "fisher", "rank", "weighted")
 
 
 #: Calibrator kinds a member's ``calibration`` may ask for (``"kind"``, default empirical).
-CALIBRATORS = {"empirical": ScoreCalibrator, "body_tail": BodyTailCalibrator}
+CALIBRATORS = {"empirical": ScoreCalibrator, "body_tail": BodyTailCalibrator,
+               "as_is": PassThroughCalibrator}
 
 
 def _make_calibrator(options: dict[str, Any]) -> ScoreCalibrator | BodyTailCalibrator:
@@ -94,7 +95,8 @@ class Ensemble(Detector):
         Keyword arguments of every member's calibrator; ``"kind"`` picks it from
         :data:`CALIBRATORS` (default ``"empirical"``: :class:`ScoreCalibrator`;
         ``"body_tail"``: :class:`BodyTailCalibrator`, whose tail ignores its reference's
-        own tail, for references that may hold missed anomalies).
+        own tail, for references that may hold missed anomalies; ``"as_is"``:
+        :class:`PassThroughCalibrator`, for members whose score is already calibrated).
     calibration_fraction
         Share of the rows held out for calibration in :meth:`fit` (batch members).
     gate

@@ -114,3 +114,23 @@ def test_bad_params() -> None:
         KNNLikelihood(window=0).learn_many(np.zeros((5, 1)))
     with pytest.raises(ValueError):
         KNNLikelihood(alarm=2.0).learn_many(np.zeros((5, 1)))
+
+
+def test_as_is_ensemble_passes_the_score_through_and_round_trips() -> None:
+    from detectors.ensemble import Ensemble
+
+    x = _wave(500, seed=2)
+    ens = Ensemble(members=[{"detector": KNNLikelihood(memory=100, learn_period=50),
+                             "columns": [0], "name": "knn"}],
+                   method="max", calibration={"kind": "as_is"})
+    alone = KNNLikelihood(memory=100, learn_period=50)
+    ens.learn_many(x[:1])
+    alone.learn_many(x[:1])
+    for row in x[1:]:
+        raw, calibrated, combined = ens.score_parts(row[None])
+        assert combined[0] == calibrated[0, 0] == raw[0, 0] == alone.score_one(row)
+        ens.learn_many(row[None], raw_scores=raw)
+        alone.learn_one(row)
+    restored = Ensemble.from_state(json.loads(json.dumps(ens.to_state())))
+    probe = np.array([[0.3], [4.0]])
+    np.testing.assert_array_equal(restored.score_many(probe), ens.score_many(probe))
