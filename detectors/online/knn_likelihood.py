@@ -12,8 +12,8 @@ Three stages, one pass, score-then-learn, per reading:
    probability ``p``. A series whose windows are always somewhat novel (a noisy sensor)
    gets used to it; a run of novel windows in a calm series does not.
 3. **Rest**: once ``p < alarm`` the next ``rest`` readings are damped (their score is at
-   most 0.5): one alarm per episode, as NAB credits only the earliest detection in a
-   window and charges every detection outside one.
+   most ``rest_score``, below ``1 - alarm``): one alarm per episode, as NAB credits only
+   the earliest detection in a window and charges every detection outside one.
 
 The score is ``1 - p`` (``p`` floored at ``min_tail``, so never exactly 1.0).
 """
@@ -53,6 +53,10 @@ class KNNLikelihood(Detector):
         Tail probability below which an alarm starts a rest period.
     rest
         Readings damped after an alarm.
+    rest_score
+        Highest score during a rest (below ``1 - alarm``, so nothing alarms again; the
+        scores below it are left as they are, which keeps the share of scores above a
+        level honest).
     rel_floor
         Floor of the long-term spread, relative to the long-term mean (and at least
         ``1e-9``): a perfectly steady score does not make the next wobble infinitely rare.
@@ -76,8 +80,8 @@ class KNNLikelihood(Detector):
 
     def __init__(self, window: int = 8, memory: int = 1500, min_neighbours: int = 10,
                  short: int = 5, half_life: float = 2000.0, learn_period: int = 150,
-                 alarm: float = 1e-3, rest: int = 200, rel_floor: float = 1e-3,
-                 min_tail: float = 1e-12) -> None:
+                 alarm: float = 1e-3, rest: int = 200, rest_score: float = 0.99,
+                 rel_floor: float = 1e-3, min_tail: float = 1e-12) -> None:
         self.window = window
         self.memory = memory
         self.min_neighbours = min_neighbours
@@ -86,6 +90,7 @@ class KNNLikelihood(Detector):
         self.learn_period = learn_period
         self.alarm = alarm
         self.rest = rest
+        self.rest_score = rest_score
         self.rel_floor = rel_floor
         self.min_tail = min_tail
 
@@ -99,6 +104,8 @@ class KNNLikelihood(Detector):
             raise ValueError("window, memory and short must be at least 1")
         if self.half_life <= 0 or not 0 < self.alarm < 1:
             raise ValueError("half_life must be > 0 and alarm in (0, 1)")
+        if self.rest_score >= 1 - self.alarm:
+            raise ValueError("rest_score must be below 1 - alarm")
 
     def _fresh(self, d: int) -> dict[str, Any]:
         return {"history": np.empty((0, d)), "raw": np.empty(0), "count": 0, "mean": 0.0,
@@ -133,7 +140,7 @@ class KNNLikelihood(Detector):
         p = max(p, self.min_tail)
         if hold > 0:
             hold -= 1
-            score = 0.5 * (1.0 - p)
+            score = min(1.0 - p, self.rest_score)
         else:
             score = 1.0 - p
             if p < self.alarm:

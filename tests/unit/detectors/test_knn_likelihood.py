@@ -67,11 +67,16 @@ def test_rest_damps_after_an_alarm() -> None:
     assert det.score_many(spike)[0] > 0.999
     det.learn_many(spike)
     assert det.hold_ == 30
-    # During the rest even another spike stays at or below 0.5, still ordered.
+    # During the rest even another spike stays at or below rest_score (0.99).
     a = det.score_many(np.full((1, 1), 5.0))[0]
     b = det.score_many(np.full((1, 1), 50.0))[0]
-    assert a <= b <= 0.5
-    det.learn_many(x[:30])
+    assert a == b == det.rest_score
+    det.learn_many(x[:20])  # back to the wave, still resting
+    assert 0 < det.hold_ < 30
+    probe = np.array([[0.0], [0.5], [5.0]])
+    np.testing.assert_allclose(det.score_many(probe),
+                               np.minimum(1 - det.tail_probabilities(probe), det.rest_score))
+    det.learn_many(x[20:30])
     assert det.hold_ == 0
     assert det.score_many(np.full((1, 1), 50.0))[0] > 0.999
 
@@ -114,6 +119,8 @@ def test_bad_params() -> None:
         KNNLikelihood(window=0).learn_many(np.zeros((5, 1)))
     with pytest.raises(ValueError):
         KNNLikelihood(alarm=2.0).learn_many(np.zeros((5, 1)))
+    with pytest.raises(ValueError):
+        KNNLikelihood(alarm=0.01, rest_score=0.995).learn_many(np.zeros((5, 1)))
 
 
 def test_as_is_ensemble_passes_the_score_through_and_round_trips() -> None:
