@@ -4,16 +4,20 @@ Three stages, one pass, score-then-learn, per reading:
 
 1. **Raw novelty** (after KNN-CAD): the last ``window`` readings form a vector; its raw
    score is the Euclidean distance to the nearest of the windows ending in the last
-   ``memory`` readings. A spike, a level never seen, a flat stretch where a daily wave
-   should be, all make windows unlike any seen before.
-2. **Anomaly likelihood** (after HTM's post-processing): the mean of the last ``short``
-   raw scores is compared with the long-term distribution of that mean (exponentially
-   weighted mean and variance, half-life ``half_life`` readings) as a Gaussian upper tail
-   probability ``p``. A series whose windows are always somewhat novel (a noisy sensor)
-   gets used to it; a run of novel windows in a calm series does not.
-3. **Rest**: once ``p < alarm`` the next ``rest`` readings are damped (their score is at
-   most ``rest_score``, below ``1 - alarm``): one alarm per episode, as NAB credits only
-   the earliest detection in a window and charges every detection outside one.
+   ``memory`` readings, raised to ``power`` (< 1 tempers the heavy tail of distances). A
+   spike, a level never seen, a flat stretch where a daily wave should be, all make
+   windows unlike any seen before.
+2. **Anomaly likelihood** (after HTM's post-processing): an exponentially weighted
+   average of the raw scores (weight ``smoothing`` on the newest) is compared with the
+   long-term distribution of that average (exponentially weighted mean and variance,
+   half-life ``half_life`` readings) as a Gaussian upper tail probability ``p``. A series
+   whose windows are always somewhat novel (a noisy sensor) gets used to it; a run of
+   novel windows in a calm series does not.
+3. **Rest** (episode logic): once ``p < alarm`` the episode is open, and its scores are
+   capped at ``rest_score`` (below ``1 - alarm``) until at least ``rest`` readings have
+   passed *and* the last ``quiet`` readings were calm (``p > calm``): one alarm per
+   episode, as NAB credits only the earliest detection in a window and charges every
+   detection outside one.
 
 The score is ``1 - p`` (``p`` floored at ``min_tail``, so never exactly 1.0).
 """
@@ -43,20 +47,25 @@ class KNNLikelihood(Detector):
         Past windows the current one is compared with (the most recent ones).
     min_neighbours
         Past windows needed before a raw score is computed (0 before).
-    short
-        Raw scores averaged before they are judged (HTM's averaging window).
+    power
+        Exponent applied to the nearest-window distance.
+    smoothing
+        Weight of the newest raw score in the short-term average that is judged
+        (HTM averages its raw scores over a short window for the same reason).
     half_life
-        Half-life, in readings, of the long-term mean and variance of the averaged score.
+        Half-life, in readings, of the long-term mean and variance of that average (until
+        then, plain running mean and variance).
     learn_period
         Readings before the likelihood speaks (score 0 until then).
     alarm
-        Tail probability below which an alarm starts a rest period.
-    rest
-        Readings damped after an alarm.
+        Tail probability below which an episode opens.
+    rest, quiet, calm
+        An episode lasts at least ``rest`` readings and until ``quiet`` readings in a row
+        had ``p > calm``.
     rest_score
-        Highest score during a rest (below ``1 - alarm``, so nothing alarms again; the
-        scores below it are left as they are, which keeps the share of scores above a
-        level honest).
+        Highest score during an episode after its first reading (below ``1 - alarm``, so
+        nothing alarms again; lower scores are left as they are, which keeps the share of
+        scores above a level honest).
     rel_floor
         Floor of the long-term spread, relative to the long-term mean (and at least
         ``1e-9``): a perfectly steady score does not make the next wobble infinitely rare.
@@ -79,79 +88,91 @@ class KNNLikelihood(Detector):
     online = True
 
     def __init__(self, window: int = 8, memory: int = 1500, min_neighbours: int = 10,
-                 short: int = 5, half_life: float = 2000.0, learn_period: int = 150,
-                 alarm: float = 1e-3, rest: int = 200, rest_score: float = 0.99,
+                 power: float = 0.75, smoothing: float = 0.2, half_life: float = 10_000.0,
+                 learn_period: int = 150, alarm: float = 1e-3, rest: int = 200,
+                 quiet: int = 50, calm: float = 0.01, rest_score: float = 0.99,
                  rel_floor: float = 1e-3, min_tail: float = 1e-12) -> None:
         self.window = window
         self.memory = memory
         self.min_neighbours = min_neighbours
-        self.short = short
+        self.power = power
+        self.smoothing = smoothing
         self.half_life = half_life
         self.learn_period = learn_period
         self.alarm = alarm
         self.rest = rest
+        self.quiet = quiet
+        self.calm = calm
         self.rest_score = rest_score
         self.rel_floor = rel_floor
         self.min_tail = min_tail
 
     @classmethod
     def fast_params(cls) -> dict[str, Any]:
-        return {"memory": 200, "learn_period": 50, "rest": 0}
+        return {"memory": 200, "learn_period": 50, "rest": 0, "quiet": 0}
 
     # -- the one-pass recursion -----------------------------------------------------------
     def _check_params(self) -> None:
-        if self.window < 1 or self.memory < 1 or self.short < 1:
-            raise ValueError("window, memory and short must be at least 1")
+        if self.window < 1 or self.memory < 1:
+            raise ValueError("window and memory must be at least 1")
+        if not 0 < self.smoothing <= 1 or self.power <= 0:
+            raise ValueError("smoothing must be in (0, 1] and power > 0")
         if self.half_life <= 0 or not 0 < self.alarm < 1:
             raise ValueError("half_life must be > 0 and alarm in (0, 1)")
         if self.rest_score >= 1 - self.alarm:
             raise ValueError("rest_score must be below 1 - alarm")
 
     def _fresh(self, d: int) -> dict[str, Any]:
-        return {"history": np.empty((0, d)), "raw": np.empty(0), "count": 0, "mean": 0.0,
-                "var": 0.0, "hold": 0}
+        return {"history": np.empty((0, d)), "avg": 0.0, "count": 0, "mean": 0.0,
+                "var": 0.0, "hold": 0, "quiet": 0, "resting": False}
 
     def _state(self) -> dict[str, Any]:
         if not hasattr(self, "history_"):
             return self._fresh(self.n_features_in_)
-        return {"history": self.history_, "raw": self.raw_recent_, "count": self.count_,
-                "mean": self.lik_mean_, "var": self.lik_var_, "hold": self.hold_}
+        return {"history": self.history_, "avg": self.avg_, "count": self.count_,
+                "mean": self.lik_mean_, "var": self.lik_var_, "hold": self.hold_,
+                "quiet": self.quiet_, "resting": bool(self.resting_)}
+
+    def _raw(self, hist: np.ndarray) -> float:
+        """Distance of the window ending at ``hist``'s last row to the nearest earlier one."""
+        w, end = self.window, len(hist)
+        lo = max(0, end - self.memory - w)  # oldest row a past window may start on
+        if end - w - lo < self.min_neighbours:  # past windows hist[j:j+w], lo <= j < end-w
+            return 0.0
+        cur = hist[end - w :]
+        past = np.lib.stride_tricks.sliding_window_view(hist[lo : end - 1], w, axis=0)
+        diff = past - cur.T[None]  # (n_past, d, w)
+        return math.sqrt(float(np.einsum("ijk,ijk->i", diff, diff).min())) ** self.power
 
     def _step(self, st: dict[str, Any], x: np.ndarray) -> tuple[float, float, dict[str, Any]]:
         """Score, tail probability and the state after reading ``x``, from state ``st``."""
-        w, keep = self.window, self.memory + self.window - 1
+        keep = self.memory + self.window - 1
         hist = np.vstack([st["history"][-keep:], x[None]])
-        end = len(hist)
-        lo = max(0, end - 1 - keep)  # oldest row a past window may start on
-        n_past = end - w - lo  # past windows hist[j:j+w], lo <= j < end - w
-        raw = 0.0
-        if n_past >= self.min_neighbours:
-            cur = hist[end - w :]
-            past = np.lib.stride_tricks.sliding_window_view(hist[lo : end - 1], w, axis=0)
-            diff = past - cur.T[None]  # (n_past, d, w)
-            raw = math.sqrt(float(np.einsum("ijk,ijk->i", diff, diff).min()))
-        recent = [*st["raw"][-(self.short - 1):], raw] if self.short > 1 else [raw]
-        avg = sum(recent) / len(recent)
-        count, mean, var, hold = st["count"], st["mean"], st["var"], st["hold"]
+        raw = self._raw(hist)
+        count, mean, var = st["count"], st["mean"], st["var"]
+        avg = raw if count == 0 else st["avg"] + self.smoothing * (raw - st["avg"])
         p = 1.0
         if count >= self.learn_period:
             spread = max(math.sqrt(max(var, 0.0)), self.rel_floor * abs(mean), 1e-9)
             p = 0.5 * math.erfc((avg - mean) / spread / _SQRT2)
         p = max(p, self.min_tail)
-        if hold > 0:
-            hold -= 1
+        hold, quiet, resting = st["hold"], st["quiet"], st["resting"]
+        if resting:
             score = min(1.0 - p, self.rest_score)
+            hold = max(hold - 1, 0)
+            quiet = quiet + 1 if p > self.calm else 0
+            resting = not (hold == 0 and quiet >= self.quiet)
         else:
             score = 1.0 - p
             if p < self.alarm:
-                hold = self.rest
+                resting, hold, quiet = True, self.rest, 0
         count += 1
         rate = max(1.0 - 0.5 ** (1.0 / self.half_life), 1.0 / count)
         delta = avg - mean
         mean += rate * delta
         var = (1.0 - rate) * (var + rate * delta * delta)
-        new = {"history": hist[-keep:], "raw": recent, "count": count, "mean": mean,
-               "var": var, "hold": hold}
+        new = {"history": hist[-keep:], "avg": avg, "count": count, "mean": mean,
+               "var": var, "hold": hold, "quiet": quiet, "resting": resting}
         return score, p, new
 
     # -- protocol -------------------------------------------------------------------------
@@ -166,11 +187,13 @@ class KNNLikelihood(Detector):
                 st = self._step(st, x)[2]
         self._pending = None
         self.history_ = np.array(st["history"], dtype=np.float64)
-        self.raw_recent_ = np.asarray(st["raw"], dtype=np.float64)
+        self.avg_ = float(st["avg"])
         self.count_ = int(st["count"])
         self.lik_mean_ = float(st["mean"])
         self.lik_var_ = float(st["var"])
         self.hold_ = int(st["hold"])
+        self.quiet_ = int(st["quiet"])
+        self.resting_ = bool(st["resting"])
 
     def _scores_and_tails(self, X: Any) -> tuple[np.ndarray, np.ndarray]:
         X = self._check_input(X)
@@ -209,5 +232,4 @@ class KNNLikelihood(Detector):
         if hasattr(self, "history_"):  # a member template of an ensemble has none
             self.history_ = np.asarray(self.history_, dtype=np.float64).reshape(
                 -1, self.n_features_in_)
-            self.raw_recent_ = np.asarray(self.raw_recent_, dtype=np.float64).reshape(-1)
         self._pending = None

@@ -25,28 +25,27 @@ def test_registered_and_online() -> None:
 
 def test_raw_novelty_is_distance_to_nearest_past_window() -> None:
     # window 2, flat history of 0s then a 3: the window (0, 3) is at distance 3 from every
-    # past window (0, 0). With no averaging and a long learning period, the tail
-    # probability is 1 (not judged yet), but the raw score drives the likelihood state.
-    det = KNNLikelihood(window=2, memory=10, min_neighbours=1, short=1, learn_period=0,
-                        rest=0)
+    # past window (0, 0); power 0.5 makes the raw score sqrt(3).
+    det = KNNLikelihood(window=2, memory=10, min_neighbours=1, power=0.5, smoothing=1.0,
+                        learn_period=0, rest=0, quiet=0)
     det.learn_many(np.zeros((12, 1)))
     # Long-term mean of raw scores 0, spread at its floor 1e-9: any novelty is extreme.
     assert det.lik_mean_ == 0.0
     assert det.score_one([0.0]) == pytest.approx(0.5)  # avg == mean: p = 1/2
     assert det.score_one([3.0]) == pytest.approx(1 - det.min_tail)
-    # The state after learning 3.0 holds the raw score 3 = |(0, 3) - (0, 0)|.
     det.learn_one([3.0])
-    assert det.raw_recent_.tolist() == [3.0]
+    assert det.avg_ == pytest.approx(math.sqrt(3.0))
 
 
-def test_likelihood_is_gaussian_tail_of_short_mean() -> None:
-    det = KNNLikelihood(window=1, memory=5, min_neighbours=1, short=1, learn_period=0,
-                        rest=0, half_life=1e9)
+def test_likelihood_is_gaussian_tail_of_smoothed_raw() -> None:
+    det = KNNLikelihood(window=1, memory=5, min_neighbours=1, power=1.0, smoothing=0.5,
+                        learn_period=0, rest=0, quiet=0, half_life=1e9)
     det.learn_many(np.array([[0.0], [0.0], [1.0], [0.0], [1.0], [0.0]]))
-    mean, sd = det.lik_mean_, math.sqrt(det.lik_var_)
-    # window 1: the raw score of x is the distance to the nearest past value.
+    mean, sd, avg = det.lik_mean_, math.sqrt(det.lik_var_), det.avg_
+    # window 1: the raw score of 0.5 is its distance to the nearest past value, 0.5.
+    expected_avg = avg + 0.5 * (0.5 - avg)
     p = det.tail_probabilities([[0.5]])[0]
-    assert p == pytest.approx(0.5 * math.erfc((0.5 - mean) / sd / math.sqrt(2)))
+    assert p == pytest.approx(0.5 * math.erfc((expected_avg - mean) / sd / math.sqrt(2)))
 
 
 def test_quiet_on_a_clean_wave_loud_on_a_change() -> None:
@@ -60,25 +59,42 @@ def test_quiet_on_a_clean_wave_loud_on_a_change() -> None:
     assert s2[2000:].max() > 0.999
 
 
-def test_rest_damps_after_an_alarm() -> None:
+def test_rest_damps_after_an_alarm_until_calm() -> None:
     x = _wave(1000)
-    det = KNNLikelihood(memory=300, rest=30).learn_many(x)
+    det = KNNLikelihood(memory=300, rest=30, quiet=10).learn_many(x)
     spike = np.full((1, 1), 5.0)
     assert det.score_many(spike)[0] > 0.999
     det.learn_many(spike)
-    assert det.hold_ == 30
-    # During the rest even another spike stays at or below rest_score (0.99).
+    assert det.resting_ and det.hold_ == 30
+    # During the rest even another spike stays at rest_score (0.99).
     a = det.score_many(np.full((1, 1), 5.0))[0]
     b = det.score_many(np.full((1, 1), 50.0))[0]
     assert a == b == det.rest_score
     det.learn_many(x[:20])  # back to the wave, still resting
-    assert 0 < det.hold_ < 30
+    assert det.resting_ and 0 < det.hold_ < 30
     probe = np.array([[0.0], [0.5], [5.0]])
     np.testing.assert_allclose(det.score_many(probe),
                                np.minimum(1 - det.tail_probabilities(probe), det.rest_score))
     det.learn_many(x[20:30])
     assert det.hold_ == 0
+    # The rest ends once `quiet` calm readings in a row have passed.
+    for row in x[30:200]:
+        if not det.resting_:
+            break
+        det.learn_one(row)
+    assert not det.resting_ and det.quiet_ >= 10
     assert det.score_many(np.full((1, 1), 50.0))[0] > 0.999
+
+
+def test_rest_lasts_while_the_anomaly_does() -> None:
+    x = _wave(1000)
+    det = KNNLikelihood(memory=300, rest=20, quiet=10).learn_many(x)
+    det.learn_many(np.full((1, 1), 5.0))
+    assert det.resting_
+    # A long anomaly (noise far off the wave) keeps the episode open past `rest`.
+    rng = np.random.default_rng(1)
+    det.learn_many(3.0 + rng.normal(size=(60, 1)))
+    assert det.hold_ == 0 and det.resting_
 
 
 def test_never_exactly_one() -> None:
