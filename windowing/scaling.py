@@ -18,6 +18,7 @@ mapped to [0, 1], clipped, with a per-value "out of training range" mask.
 
 from __future__ import annotations
 
+import math
 from collections import deque
 from typing import Any
 
@@ -38,7 +39,7 @@ MEAN_AD_TO_SIGMA = 1.2533141373155001
 #: IQR × this estimates σ for Gaussian data.
 IQR_TO_SIGMA = 0.7413011092528009
 
-_METHODS = ("mad", "iqr")
+_METHODS = ("mad", "iqr", "none")
 # Windows per chunk in the vectorised path: bounds the temporary (chunk, window) matrix.
 _CHUNK = 4096
 
@@ -52,8 +53,18 @@ def robust_location_scale(window: Any, method: str = "mad") -> tuple[Any, Any]:
     (5.0, 1.2533141373155001)
     >>> robust_location_scale([5.0, 5.0])
     (5.0, 1.0)
+
+    ``method="none"`` keeps values in their own units (centre 0, scale 1), for detectors
+    that learn the scale of their input themselves:
+
+    >>> robust_location_scale([1.0, 2.0, 300.0], method="none")
+    (0.0, 1.0)
     """
     w = np.asarray(window, dtype=np.float64)
+    if method == "none":
+        if w.ndim == 1:
+            return 0.0, 1.0
+        return np.zeros(w.shape[:-1]), np.ones(w.shape[:-1])
     center = np.median(w, axis=-1)
     dev = np.abs(w - center[..., None]) if w.ndim > 1 else np.abs(w - center)
     if method == "mad":
@@ -91,9 +102,11 @@ class RobustScaler:
     refresh_every
         Values between recomputations of median and spread.
     method
-        ``"mad"`` (median absolute deviation) or ``"iqr"`` (inter-quartile range).
+        ``"mad"`` (median absolute deviation), ``"iqr"`` (inter-quartile range) or
+        ``"none"`` (no scaling: ``z`` is the value itself, not clipped).
     clip
-        ``|z|`` is clipped here so downstream arithmetic stays finite.
+        ``|z|`` is clipped here so downstream arithmetic stays finite (not with
+        ``method="none"``: a finite value is its own bound).
 
     >>> sc = RobustScaler(window=5, refresh_every=2)
     >>> [round(sc.update_one(x), 3) for x in (10.0, 11.0, 12.0, 11.0, 30.0)]
@@ -123,11 +136,15 @@ class RobustScaler:
         self.scale = 1.0
         self._buffer: deque[float] = deque(maxlen=window)
 
+    @property
+    def _limit(self) -> float:
+        return math.inf if self.method == "none" else self.clip
+
     def _z(self, x: float) -> float:
         if self.n_seen == 0:
             return 0.0
         z = (x - self.center) / self.scale
-        return min(self.clip, max(-self.clip, z))
+        return min(self._limit, max(-self._limit, z))
 
     def transform_one(self, x: float) -> float:
         """``z`` of ``x`` under the current parameters (0.0 before anything was learned)."""
@@ -186,7 +203,7 @@ class RobustScaler:
         center, scale = centers[which + 1], scales[which + 1]
         # A huge value over a tiny scale overflows to ±inf: the clip is what it means.
         with np.errstate(over="ignore"):
-            out = np.clip((x - center) / scale, -self.clip, self.clip)
+            out = np.clip((x - center) / scale, -self._limit, self._limit)
         if n0 == 0:
             out[0] = 0.0
         self.center, self.scale = float(centers[-1]), float(scales[-1])

@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
 from windowing.scaling import RangeScaler, RobustScaler, rolling_robust_scale
+from windowing.sensor import SensorFeaturePipeline
 
 values = arrays(np.float64, st.integers(1, 120),
                 elements=st.floats(-1e4, 1e4, allow_nan=False, allow_infinity=False))
@@ -22,7 +23,7 @@ values = arrays(np.float64, st.integers(1, 120),
     x=values,
     window=st.integers(1, 40),
     refresh=st.integers(1, 10),
-    method=st.sampled_from(["mad", "iqr"]),
+    method=st.sampled_from(["mad", "iqr", "none"]),
     cuts=st.lists(st.integers(0, 120), max_size=3),
 )
 def test_online_matches_batch_reference(x: np.ndarray, window: int, refresh: int, method: str,
@@ -81,3 +82,15 @@ def test_range_scaler() -> None:
     np.testing.assert_array_equal(again.transform(train)[0], sc.transform(train)[0])
     q = RangeScaler((0.1, 0.9)).fit(np.arange(11.0).reshape(-1, 1))
     assert (q.low_[0], q.high_[0]) == (1.0, 9.0)
+
+
+def test_method_none_keeps_values_in_their_units_unclipped() -> None:
+    x = np.array([3.0, 2e9, -5.0, 7.0])
+    one = RobustScaler(window=4, refresh_every=2, method="none")
+    many = RobustScaler(window=4, refresh_every=2, method="none")
+    # The first value has nothing to be scaled by (0.0, as for every method).
+    assert [one.update_one(v) for v in x] == [0.0, 2e9, -5.0, 7.0]
+    assert many.update_many(x).tolist() == [0.0, 2e9, -5.0, 7.0]
+    pipe = SensorFeaturePipeline("s", cadence=60, difference=False, scaler_method="none")
+    batch = pipe.update_many(np.arange(4) * 60.0, x)
+    assert batch.values[1:, 0].tolist() == [2e9, -5.0, 7.0]
