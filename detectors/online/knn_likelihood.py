@@ -89,7 +89,7 @@ class KNNLikelihood(Detector):
 
     def __init__(self, window: int = 8, memory: int = 1500, min_neighbours: int = 10,
                  power: float = 0.75, smoothing: float = 0.2, half_life: float = 10_000.0,
-                 learn_period: int = 150, alarm: float = 1e-3, rest: int = 200,
+                 learn_period: int = 150, alarm: float = 5e-4, rest: int = 200,
                  quiet: int = 50, calm: float = 0.01, rest_score: float = 0.99,
                  rel_floor: float = 1e-3, min_tail: float = 1e-12) -> None:
         self.window = window
