@@ -103,7 +103,8 @@ class RobustScaler:
         Values between recomputations of median and spread.
     method
         ``"mad"`` (median absolute deviation), ``"iqr"`` (inter-quartile range) or
-        ``"none"`` (no scaling: ``z`` is the value itself, not clipped).
+        ``"none"`` (no scaling: ``z`` is the value itself, the first one included, not
+        clipped).
     clip
         ``|z|`` is clipped here so downstream arithmetic stays finite (not with
         ``method="none"``: a finite value is its own bound).
@@ -141,7 +142,7 @@ class RobustScaler:
         return math.inf if self.method == "none" else self.clip
 
     def _z(self, x: float) -> float:
-        if self.n_seen == 0:
+        if self.n_seen == 0 and self.method != "none":
             return 0.0
         z = (x - self.center) / self.scale
         return min(self._limit, max(-self._limit, z))
@@ -204,7 +205,7 @@ class RobustScaler:
         # A huge value over a tiny scale overflows to ±inf: the clip is what it means.
         with np.errstate(over="ignore"):
             out = np.clip((x - center) / scale, -self._limit, self._limit)
-        if n0 == 0:
+        if n0 == 0 and self.method != "none":
             out[0] = 0.0
         self.center, self.scale = float(centers[-1]), float(scales[-1])
         self._buffer.extend(x[-self.window :].tolist())
@@ -244,12 +245,15 @@ def rolling_robust_scale(
     """Batch reference of :class:`RobustScaler`: a direct loop over the definition.
 
     ``z[t]`` uses the median/spread of ``x[max(0, r - window) : r]`` where ``r`` is the last
-    refresh count ``<= t`` (``r <= refresh_every`` or a multiple of it); ``z[0] = 0``.
+    refresh count ``<= t`` (``r <= refresh_every`` or a multiple of it); ``z[0] = 0``
+    (``method="none"``: ``z = x``, unclipped).
 
     >>> rolling_robust_scale([10.0, 11.0, 12.0, 11.0, 30.0], window=5, refresh_every=2).round(3)
     array([ 0.   ,  1.   ,  2.023,  0.674, 25.631])
     """
     x = np.asarray(values, dtype=np.float64)
+    if method == "none":
+        return x.copy()
     out = np.zeros(x.size)
     for t in range(1, x.size):
         r = t if t <= refresh_every else t - t % refresh_every
