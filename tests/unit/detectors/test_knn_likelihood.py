@@ -157,3 +157,41 @@ def test_as_is_ensemble_passes_the_score_through_and_round_trips() -> None:
     restored = Ensemble.from_state(json.loads(json.dumps(ens.to_state())))
     probe = np.array([[0.3], [4.0]])
     np.testing.assert_array_equal(restored.score_many(probe), ens.score_many(probe))
+
+
+def test_stream_path_gives_the_detectors_own_scores_event_by_event() -> None:
+    """score_sensor_batch, with a level-preserving pipeline and an 'as_is' ensemble,
+    publishes exactly what the detector alone gives on the raw values."""
+    from detectors.ensemble import Ensemble
+    from streams.scoring import (
+        AlertPolicy,
+        RawRecord,
+        SensorModelConfig,
+        SensorScorer,
+        score_sensor_batch,
+    )
+    from windowing.sensor import SensorFeaturePipeline
+
+    rng = np.random.default_rng(7)
+    n = 700
+    values = 50 + 10 * np.sin(2 * np.pi * np.arange(n) / 96) + rng.normal(size=n)
+    values[500:505] += 40.0
+    ts = 1_700_000_000 + 300.0 * np.arange(n)
+    params = {"memory": 200, "learn_period": 100}
+    config = SensorModelConfig(detector="knn_likelihood", chunk=1)
+    features = SensorFeaturePipeline("s1", cadence=300, difference=False, scaler_method="none")
+    ensemble = Ensemble(members=[{"detector": KNNLikelihood(**params), "columns": [0],
+                                  "name": "knn_likelihood"}],
+                        method="max", calibration={"kind": "as_is"})
+    scorers = {"s1": SensorScorer("s1", config, features=features, detector=ensemble)}
+    records = [RawRecord(b"s1", json.dumps({"sensor_id": "s1", "timestamp": float(t),
+                                             "value": float(v)}).encode(), "sensors", 0, i)
+               for i, (t, v) in enumerate(zip(ts, values, strict=True))]
+    stream = np.full(n, np.nan)
+    for lo in range(0, n, 64):
+        out = score_sensor_batch(records[lo : lo + 64], scorers, AlertPolicy(), config)
+        for ev in out.scored:
+            stream[ev.record.offset] = ev.score
+    direct = KNNLikelihood(**params).score_learn(values.reshape(-1, 1))
+    np.testing.assert_allclose(stream, direct, rtol=0, atol=1e-12)
+    assert direct[500:505].max() > 0.9995
