@@ -28,6 +28,7 @@ from windowing.sensor import SensorFeaturePipeline
 
 __all__ = [
     "INTERNAL_ERROR",
+    "SELF_JUDGING",
     "AlertPolicy",
     "BatchResult",
     "DeadLetter",
@@ -295,6 +296,23 @@ class SensorModelConfig:
     #: Scores at or above this are kept out of the empirical reference.
     reference_below: float = 0.999
 
+    @property
+    def self_judging(self) -> bool:
+        """Whether the detector reads the sensor's level and turns it into a tail
+        probability itself (:data:`SELF_JUDGING`): no differencing or scaling before it,
+        no recalibration after it, learned reading by reading."""
+        return self.detector in SELF_JUDGING
+
+    @property
+    def learn_chunk(self) -> int:
+        """Readings scored against the same detector state before it learns them."""
+        return 1 if self.self_judging else max(1, self.chunk)
+
+
+#: Sensor detectors that judge the raw level themselves and publish their own calibrated
+#: score, with the alert threshold they were designed for (``1 - alarm``).
+SELF_JUDGING: dict[str, float] = {"knn_likelihood": 1 - 5e-4}
+
 
 def sensor_model_config(settings: Settings) -> SensorModelConfig:
     """The sensor agent's model configuration from ``settings``: what the worker runs, and
@@ -320,8 +338,11 @@ def sensor_alert_policy(settings: Settings) -> AlertPolicy:
     >>> sensor_alert_policy(Settings()).threshold
     0.99999
     """
+    threshold = settings.alerts.threshold
+    if threshold is None:
+        threshold = SELF_JUDGING.get(settings.sensor_detector.detector, 0.99999)
     return AlertPolicy(
-        threshold=settings.alerts.threshold,
+        threshold=threshold,
         warmup=settings.sensor_detector.warmup,
         cooldown_events=settings.alerts.cooldown_events,
     )
@@ -350,6 +371,14 @@ def make_sensor_detector(config: SensorModelConfig, names: Sequence[str]) -> Ens
         "prior_until": config.empirical_after,
         "calibration_gate": config.reference_below,
     }
+    if config.self_judging:
+        # The main value only, in its own units; the member's score is published as is.
+        return Ensemble(
+            members=[{"detector": create_detector(config.detector), "columns": value_cols[:1],
+                      "name": config.detector}],
+            method="max",
+            calibration={"kind": "as_is"},
+        )
     if config.detector in ("default_ensemble", "robust_zscore"):
         ens = sensor_ensemble(
             value_columns=value_cols, time_columns=time_cols or None, **options
@@ -393,12 +422,14 @@ class SensorScorer:
         self.sensor_id = sensor_id
         self.config = config or SensorModelConfig()
         c = self.config
+        level = {"difference": False, "scaler_method": "none"} if c.self_judging else {}
         self.features = features or SensorFeaturePipeline(
             sensor_id,
             cadence=c.cadence,
             seasonal_period=c.seasonal_period,
             tz=c.tz,
             warmup=c.stationarity_warmup,
+            **level,
         )
         # Built on the first readings, when the feature names (extra channels) are known.
         self.detector = detector
@@ -457,7 +488,7 @@ class SensorScorer:
         # detector learns in chunks of ``chunk`` readings (numbered from the sensor's first
         # reading, whatever the micro-batches), each scored against the detector as it was
         # before the chunk: close to one-at-a-time while the detector still works on arrays.
-        step = max(1, self.config.chunk)
+        step = self.config.learn_chunk
         lo = 0
         while lo < len(rows):
             filled = 0 if self.pending is None else len(self.pending[0])

@@ -138,8 +138,10 @@ class SensorDetectorSettings(BaseModel):
         "default_ensemble",
         description="default_ensemble (robust z of the stationary value, starting from an "
         "analytic tail probability, + hour-of-week seasonal profile, once it has a few "
-        "hundred readings; Bonferroni-combined), robust_zscore (its z member alone), or any "
-        "registered online detector (empirically calibrated).",
+        "hundred readings; Bonferroni-combined), robust_zscore (its z member alone), "
+        "knn_likelihood (nearest-past-window novelty of the raw level judged by an anomaly "
+        "likelihood, one alarm per episode; its own calibrated score), or any registered "
+        "online detector (empirically calibrated).",
     )
     warmup: int = Field(60, description="Readings per sensor before its scores may alert.")
     cadence_s: float | None = Field(
@@ -219,10 +221,11 @@ class LimitSettings(BaseModel):
 class AlertSettings(BaseModel):
     """When a score becomes an alert."""
 
-    threshold: float = Field(
-        0.99999,
-        description="Calibrated score in [0, 1] at or above which an event is anomalous "
-        "(0.99999 ~ a robust z of 4.4 for the default sensor detector).",
+    threshold: float | None = Field(
+        None,
+        description="Calibrated sensor score in [0, 1] at or above which a reading is "
+        "anomalous. Unset: the detector's own level — 0.99999 for the ensembles (~ a robust "
+        "z of 4.4), 0.9995 for knn_likelihood (its alarm level).",
     )
     connections_threshold: float = Field(
         0.999, description="Calibrated score at or above which a connection is anomalous."

@@ -52,6 +52,7 @@ from streams.scoring import (
     SensorModelConfig,
     SensorScorer,
     score_sensor_batch,
+    sensor_alert_policy,
 )
 from streams.settings import Settings
 from windowing.readers import epoch_seconds, read_nab_csv
@@ -227,9 +228,9 @@ def main() -> None:
     base = SensorModelConfig(detector=sd.detector, cadence=sd.cadence_s,
                              seasonal_period=sd.seasonal_period_s, tz=sd.timezone,
                              stationarity_warmup=sd.stationarity_warmup)
-    policy = AlertPolicy(threshold=settings.alerts.threshold, warmup=sd.warmup,
+    policy = AlertPolicy(threshold=sensor_alert_policy(settings).threshold, warmup=sd.warmup,
                          cooldown_events=settings.alerts.cooldown_events)
-    alert = settings.alerts.threshold if args.alert_threshold is None else args.alert_threshold
+    alert = policy.threshold if args.alert_threshold is None else args.alert_threshold
     corpus = load_corpus(args.corpus)
     print(f"{len(corpus)} series, {sum(len(c[2]) for c in corpus):,} readings, "
           f"{sum(len(c[3]) for c in corpus)} windows", flush=True)

@@ -24,7 +24,14 @@ import numpy as np
 
 from evaluation import nab
 from evaluation.datasets import find_nab_corpus
-from streams.scoring import AlertPolicy, RawRecord, SensorModelConfig, score_sensor_batch
+from streams.scoring import (
+    AlertPolicy,
+    RawRecord,
+    SensorModelConfig,
+    score_sensor_batch,
+    sensor_alert_policy,
+    sensor_model_config,
+)
 from streams.settings import Settings
 from windowing.readers import epoch_seconds, read_nab_csv
 
@@ -74,19 +81,10 @@ def main() -> None:
     ap.add_argument("--detector", default=None, help="override the sensor detector")
     args = ap.parse_args()
     settings = Settings()
-    sd = settings.sensor_detector
-    config = SensorModelConfig(
-        detector=args.detector or sd.detector,
-        cadence=sd.cadence_s,
-        seasonal_period=sd.seasonal_period_s,
-        tz=sd.timezone,
-        stationarity_warmup=sd.stationarity_warmup,
-    )
-    policy = AlertPolicy(
-        threshold=settings.alerts.threshold,
-        warmup=sd.warmup,
-        cooldown_events=settings.alerts.cooldown_events,
-    )
+    if args.detector:
+        settings.sensor_detector.detector = args.detector
+    config = sensor_model_config(settings)
+    policy = sensor_alert_policy(settings)
     corpus = find_nab_corpus(args.corpus)
     series, null, alert_series = [], [], []
     total_rows = total_s = 0.0

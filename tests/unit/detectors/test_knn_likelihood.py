@@ -195,3 +195,44 @@ def test_stream_path_gives_the_detectors_own_scores_event_by_event() -> None:
     direct = KNNLikelihood(**params).score_learn(values.reshape(-1, 1))
     np.testing.assert_allclose(stream, direct, rtol=0, atol=1e-12)
     assert direct[500:505].max() > 0.9995
+
+
+def test_the_stream_s_own_wiring_of_knn_likelihood_is_the_detector_alone() -> None:
+    """Selected by name (ANOMSTREAM_SENSOR_DETECTOR__DETECTOR=knn_likelihood), the sensor
+    agent builds the level-preserving pipeline, the as-is ensemble and reading-by-reading
+    learning itself, and alerts at the detector's alarm level."""
+    from streams.scoring import (
+        RawRecord,
+        SensorModelConfig,
+        score_sensor_batch,
+        sensor_alert_policy,
+    )
+    from streams.settings import Settings
+
+    rng = np.random.default_rng(8)
+    n = 2400
+    values = 50 + 10 * np.sin(2 * np.pi * np.arange(n) / 96) + rng.normal(size=n)
+    values[2000:2004] += 40.0
+    ts = 1_700_000_000 + 300.0 * np.arange(n)
+    settings = Settings(sensor_detector={"detector": "knn_likelihood"})
+    policy = sensor_alert_policy(settings)
+    assert policy.threshold == pytest.approx(0.9995)
+    assert sensor_alert_policy(Settings()).threshold == 0.99999
+    assert sensor_alert_policy(Settings(alerts={"threshold": 0.9})).threshold == 0.9
+    config = SensorModelConfig(detector="knn_likelihood")
+    records = [RawRecord(b"s1", json.dumps({"sensor_id": "s1", "timestamp": float(t),
+                                             "value": float(v)}).encode(), "sensors", 0, i)
+               for i, (t, v) in enumerate(zip(ts, values, strict=True))]
+    scorers: dict = {}
+    stream = np.full(n, np.nan)
+    alerts = []
+    for lo in range(0, n, 500):
+        out = score_sensor_batch(records[lo : lo + 500], scorers, policy, config)
+        for ev in out.scored:
+            stream[ev.record.offset] = ev.score
+            if ev.alert is not None:
+                alerts.append(ev.record.offset)
+    direct = KNNLikelihood().score_learn(values.reshape(-1, 1))
+    np.testing.assert_allclose(stream, direct, rtol=0, atol=1e-12)
+    assert scorers["s1"].features.to_state()["config"]["difference"] is False
+    assert any(2000 <= a <= 2010 for a in alerts), alerts
