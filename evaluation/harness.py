@@ -192,7 +192,13 @@ def _split_normal(n_normal: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _resolve_name(name: str | None, source: str) -> str:
-    return default_detector_name(source) if name in (None, DEFAULT) else name
+    """The detector to evaluate: the one named, else the one the worker runs (sensors: the
+    configured ``sensor_detector.detector``)."""
+    if name not in (None, DEFAULT):
+        return name
+    if source == "sensors":
+        return Settings().sensor_detector.detector
+    return default_detector_name(source)
 
 
 def _fit_detector(det: Detector, mat: np.ndarray, names: list[str] | None) -> float:

@@ -261,3 +261,13 @@ def test_kdd_gzip_train_and_json_is_strict(tmp_path: Path) -> None:
     res = run_evaluation(test, format="kdd", train=train, report=False, **FAST)
     assert set(res["categories"]) == {"normal", "unknown"}
     json.dumps(res, allow_nan=False)
+
+
+def test_without_a_detector_evaluate_runs_the_one_the_worker_is_configured_with(
+    nab_corpus: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ANOMSTREAM_SENSOR_DETECTOR__DETECTOR", "knn_likelihood")
+    res = run_evaluation(nab_corpus, format="nab", report=False)
+    assert res["detector"] == "knn_likelihood"
+    assert res["scoring_path"].startswith("stream:")
+    assert res["feature_names"][0] == "value_z"
