@@ -372,11 +372,19 @@ def make_sensor_detector(config: SensorModelConfig, names: Sequence[str]) -> Ens
         "calibration_gate": config.reference_below,
     }
     if config.self_judging:
-        # The main value only, in its own units; the member's score is published as is.
+        # One member per channel, each on its own level; their own scores are published
+        # as they are, the most alarmed channel deciding (Bonferroni: with one channel, the
+        # member's score itself).
         return Ensemble(
-            members=[{"detector": create_detector(config.detector), "columns": value_cols[:1],
-                      "name": config.detector}],
-            method="max",
+            members=[
+                {
+                    "detector": create_detector(config.detector),
+                    "columns": [c],
+                    "name": config.detector if k == 0 else f"{config.detector}[{names[c]}]",
+                }
+                for k, c in enumerate(value_cols)
+            ],
+            method="min_p",
             calibration={"kind": "as_is"},
         )
     if config.detector in ("default_ensemble", "robust_zscore"):

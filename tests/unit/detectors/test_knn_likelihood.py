@@ -236,3 +236,15 @@ def test_the_stream_s_own_wiring_of_knn_likelihood_is_the_detector_alone() -> No
     np.testing.assert_allclose(stream, direct, rtol=0, atol=1e-12)
     assert scorers["s1"].features.to_state()["config"]["difference"] is False
     assert any(2000 <= a <= 2010 for a in alerts), alerts
+
+
+def test_each_channel_of_a_sensor_gets_its_own_knn_member() -> None:
+    from streams.scoring import SensorModelConfig, make_sensor_detector
+
+    names = ["value_z", "rh_z", "hour_sin", "hour_cos", "dow_sin", "dow_cos"]
+    ens = make_sensor_detector(SensorModelConfig(detector="knn_likelihood"), names)
+    assert [(m["name"], m["columns"]) for m in ens.members] == [
+        ("knn_likelihood", [0]),
+        ("knn_likelihood[rh_z]", [1]),
+    ]
+    assert ens.method == "min_p"
