@@ -878,18 +878,22 @@ def score_groups(
     its last checkpoint. Counts ``new_entities`` and ``restored_entities``.
     """
     for entity, items in groups.items():
-        scorer = scorers.get(entity)
-        if scorer is None and restore is not None:
-            scorer = restore(entity)
-            out.count("restored_entities", scorer is not None)
-        if scorer is None:
-            scorer = new(entity)
-            out.count("new_entities")
-        scorers[entity] = scorer
         try:
-            out.extend(scorer.score_batch(items, policy))
-            out.touched[entity] = items[-1][1]
+            scorer = scorers.get(entity)
+            if scorer is None and restore is not None:
+                # (A restore that raises must not fall through to a fresh state, which
+                # the checkpoint would then write over the saved one.)
+                scorer = restore(entity)
+                out.count("restored_entities", scorer is not None)
+            if scorer is None:
+                scorer = new(entity)
+                out.count("new_entities")
+            scorers[entity] = scorer
+            result = scorer.score_batch(items, policy)
         except Exception as exc:
             log.error("entity_failed", entity=str(entity), error=repr(exc)[:1000])
             out.dead += [internal_error(record, exc, "scoring") for _, record in items]
-            del scorers[entity]
+            scorers.pop(entity, None)
+            continue
+        out.extend(result)
+        out.touched[entity] = items[-1][1]

@@ -299,3 +299,18 @@ def test_dead_letters_carry_the_payload_once_and_bounded() -> None:
     assert len(json.dumps(body)) < 100_000
     assert letter.message_key().startswith(b"sha256:")
     assert body["key"].endswith("(5000 bytes)")
+
+
+def test_a_restore_that_raises_dead_letters_the_entity_s_records_and_keeps_no_fresh_state() -> None:
+    recs = records([reading("s1", k) for k in range(5)])
+
+    def broken_restore(sensor_id: str) -> SensorScorer:
+        raise RuntimeError("table read failed during a rebalance")
+
+    scorers: dict[str, SensorScorer] = {}
+    result = score_guarded(
+        recs, lambda b: score_sensor_batch(b, scorers, AlertPolicy(), restore=broken_restore)
+    )
+    assert_one_outcome_each(recs, result)
+    assert {d.reason for d in result.dead} == {"internal_error"} and len(result.dead) == 5
+    assert scorers == {} and result.touched == {}
