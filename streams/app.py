@@ -342,18 +342,41 @@ async def _score_stream(
     """
     w = pipe.settings.worker
     guard = OffsetGuard()
-    async for batch in stream.noack_take(w.batch_size, within=w.batch_within_s):
-        events = await _in_offset_order(pipe.app, guard, batch, agent)
-        if not events:
-            continue
-        started = time.perf_counter()
-        records = [_raw(e) for e in events]
-        result = await asyncio.to_thread(score_guarded, records, score)
-        await _publish(pipe, result)
-        _checkpoint(table, live, result, events, table_key, checkpointable, w.max_state_bytes)
-        evicted = live.evict(keep=result.touched)
-        result.count("evicted_entities", len(evicted))
-        await _finish_batch(pipe, stream, events, agent, worker, started, result, len(live))
+    reseeker = asyncio.create_task(_reseek_idle_holes(pipe.app, guard, agent))
+    try:
+        async for batch in stream.noack_take(w.batch_size, within=w.batch_within_s):
+            events = await _in_offset_order(pipe.app, guard, batch, agent)
+            if not events:
+                continue
+            started = time.perf_counter()
+            records = [_raw(e) for e in events]
+            result = await asyncio.to_thread(score_guarded, records, score)
+            await _publish(pipe, result)
+            _checkpoint(
+                table, live, result, events, table_key, checkpointable, w.max_state_bytes
+            )
+            evicted = live.evict(keep=result.touched)
+            result.count("evicted_entities", len(evicted))
+            await _finish_batch(pipe, stream, events, agent, worker, started, result, len(live))
+    finally:
+        reseeker.cancel()
+
+
+async def _reseek_idle_holes(app: faust.App, guard: OffsetGuard, agent: str) -> None:
+    """Seek partitions with an open hole again while nothing arrives for them (see
+    :meth:`OffsetGuard.idle_reseeks`): a backlog held back whole would otherwise wait for
+    new input forever."""
+    while True:
+        await asyncio.sleep(guard.seek_interval_s)
+        for tp, offset in guard.idle_reseeks().items():
+            log.warning(
+                "offset_hole_refetch_idle", agent=agent, topic=tp.topic,
+                partition=tp.partition, offset=offset,
+            )
+            try:
+                await app.consumer.seek(tp, offset)
+            except Exception as exc:  # e.g. the partition was revoked meanwhile
+                log.warning("offset_hole_seek_failed", partition=tp.partition, error=repr(exc))
 
 
 async def _in_offset_order(

@@ -91,6 +91,30 @@ class OffsetGuard:
             and self.clock() - hole[2] >= self.seek_interval_s
         )
 
+    def idle_reseeks(self) -> dict[Hashable, int]:
+        """Holes whose last seek is older than the interval: seek them again.
+
+        A partition whose whole backlog was fetched once and held back gets no further
+        batch to trigger a seek, and a seek made while Faust was still recovering its
+        tables can be undone by it; the agent calls this on a timer so such a partition
+        is fetched again. These seeks do not count towards ``max_seeks``: only a hole
+        seen again in delivered events can turn out to be real.
+
+        >>> t = [0.0]
+        >>> guard = OffsetGuard(seek_interval_s=2.0, clock=lambda: t[0])
+        >>> guard.admit([("p0", 75)], {"p0": 70}.get)
+        ([], {'p0': 70})
+        >>> guard.idle_reseeks(), (t.__setitem__(0, 2.5), guard.idle_reseeks())[1]
+        ({}, {'p0': 70})
+        """
+        now = self.clock()
+        due = {}
+        for tp, (offset, seeks, last) in list(self.holes.items()):
+            if now - last >= self.seek_interval_s:
+                self.holes[tp] = (offset, seeks, now)
+                due[tp] = offset
+        return due
+
     def _seek_due(self, tp: Hashable, expected: int) -> bool:
         """Record a seek to ``expected`` unless one was made less than the interval ago
         (later events of the old fetch may still be queued: they are held back too)."""
