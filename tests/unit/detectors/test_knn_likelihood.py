@@ -159,24 +159,34 @@ def test_as_is_ensemble_passes_the_score_through_and_round_trips() -> None:
     np.testing.assert_array_equal(restored.score_many(probe), ens.score_many(probe))
 
 
+def _daily_series(seed: int, n: int, spike: slice) -> tuple[np.ndarray, list]:
+    """A 5-minute sensor with a daily wave, noise and a spike: values and Kafka records."""
+    from streams.scoring import RawRecord
+
+    rng = np.random.default_rng(seed)
+    values = 50 + 10 * np.sin(2 * np.pi * np.arange(n) / 96) + rng.normal(size=n)
+    values[spike] += 40.0
+    ts = 1_700_000_000 + 300.0 * np.arange(n)
+    records = [RawRecord(b"s1", json.dumps({"sensor_id": "s1", "timestamp": float(t),
+                                             "value": float(v)}).encode(), "sensors", 0, i)
+               for i, (t, v) in enumerate(zip(ts, values, strict=True))]
+    return values, records
+
+
 def test_stream_path_gives_the_detectors_own_scores_event_by_event() -> None:
     """score_sensor_batch, with a level-preserving pipeline and an 'as_is' ensemble,
     publishes exactly what the detector alone gives on the raw values."""
     from detectors.ensemble import Ensemble
     from streams.scoring import (
         AlertPolicy,
-        RawRecord,
         SensorModelConfig,
         SensorScorer,
         score_sensor_batch,
     )
     from windowing.sensor import SensorFeaturePipeline
 
-    rng = np.random.default_rng(7)
     n = 700
-    values = 50 + 10 * np.sin(2 * np.pi * np.arange(n) / 96) + rng.normal(size=n)
-    values[500:505] += 40.0
-    ts = 1_700_000_000 + 300.0 * np.arange(n)
+    values, records = _daily_series(7, n, spike=slice(500, 505))
     params = {"memory": 200, "learn_period": 100}
     config = SensorModelConfig(detector="knn_likelihood", chunk=1)
     features = SensorFeaturePipeline("s1", cadence=300, difference=False, scaler_method="none")
@@ -184,9 +194,6 @@ def test_stream_path_gives_the_detectors_own_scores_event_by_event() -> None:
                                   "name": "knn_likelihood"}],
                         method="max", calibration={"kind": "as_is"})
     scorers = {"s1": SensorScorer("s1", config, features=features, detector=ensemble)}
-    records = [RawRecord(b"s1", json.dumps({"sensor_id": "s1", "timestamp": float(t),
-                                             "value": float(v)}).encode(), "sensors", 0, i)
-               for i, (t, v) in enumerate(zip(ts, values, strict=True))]
     stream = np.full(n, np.nan)
     for lo in range(0, n, 64):
         out = score_sensor_batch(records[lo : lo + 64], scorers, AlertPolicy(), config)
@@ -202,27 +209,20 @@ def test_the_stream_s_own_wiring_of_knn_likelihood_is_the_detector_alone() -> No
     agent builds the level-preserving pipeline, the as-is ensemble and reading-by-reading
     learning itself, and alerts at the detector's alarm level."""
     from streams.scoring import (
-        RawRecord,
         SensorModelConfig,
         score_sensor_batch,
         sensor_alert_policy,
     )
     from streams.settings import Settings
 
-    rng = np.random.default_rng(8)
     n = 2400
-    values = 50 + 10 * np.sin(2 * np.pi * np.arange(n) / 96) + rng.normal(size=n)
-    values[2000:2004] += 40.0
-    ts = 1_700_000_000 + 300.0 * np.arange(n)
+    values, records = _daily_series(8, n, spike=slice(2000, 2004))
     settings = Settings(sensor_detector={"detector": "knn_likelihood"})
     policy = sensor_alert_policy(settings)
     assert policy.threshold == pytest.approx(0.9995)
     assert sensor_alert_policy(Settings()).threshold == 0.99999
     assert sensor_alert_policy(Settings(alerts={"threshold": 0.9})).threshold == 0.9
     config = SensorModelConfig(detector="knn_likelihood")
-    records = [RawRecord(b"s1", json.dumps({"sensor_id": "s1", "timestamp": float(t),
-                                             "value": float(v)}).encode(), "sensors", 0, i)
-               for i, (t, v) in enumerate(zip(ts, values, strict=True))]
     scorers: dict = {}
     stream = np.full(n, np.nan)
     alerts = []
