@@ -22,6 +22,7 @@ from rich.table import Table
 
 from streams.localstack import LocalStack, create_topics
 from streams.observe import (
+    commit_group_offsets,
     end_offsets,
     influx_query,
     read_topic,
@@ -204,6 +205,11 @@ def run_demo(
     # end of the topic, keeps one run's sensors from seeing another run's past as their
     # future.
     group = f"{settings.worker.app_id}-demo-{wall_start}"
+    # The group starts at this run's first input record: "latest" would resolve only once
+    # the worker has recovered its tables, after the simulator may have begun.
+    commit_group_offsets(
+        settings, group, {t.sensors: starts[t.sensors], t.connections: starts[t.connections]}
+    )
     worker_log = settings.state_dir / "demo-worker.log"
     worker = start_worker_process(
         settings,

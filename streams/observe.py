@@ -16,6 +16,7 @@ from streams.settings import Settings
 
 __all__ = [
     "TopicRecord",
+    "commit_group_offsets",
     "consumer_lag",
     "end_offsets",
     "group_is_stable",
@@ -52,6 +53,32 @@ def end_offsets(settings: Settings, topic: str) -> dict[int, int]:
         parts = consumer.partitions_for_topic(topic) or set()
         tps = [TopicPartition(topic, p) for p in sorted(parts)]
         return {tp.partition: off for tp, off in consumer.end_offsets(tps).items()}
+    finally:
+        consumer.close()
+
+
+def commit_group_offsets(
+    settings: Settings, group: str, offsets: dict[str, dict[int, int]]
+) -> None:
+    """Set consumer group ``group``'s committed offsets (topic → partition → offset), so a
+    worker of that group starts exactly there instead of wherever "latest" resolves to."""
+    from kafka import KafkaConsumer, TopicPartition
+    from kafka.structs import OffsetAndMetadata
+
+    consumer = KafkaConsumer(
+        bootstrap_servers=settings.kafka.bootstrap_servers,
+        group_id=group,
+        client_id="anomstream-observe",
+        enable_auto_commit=False,
+    )
+    try:
+        consumer.commit(
+            {
+                TopicPartition(topic, p): OffsetAndMetadata(offset, "", -1)
+                for topic, parts in offsets.items()
+                for p, offset in parts.items()
+            }
+        )
     finally:
         consumer.close()
 
