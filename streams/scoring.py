@@ -388,9 +388,7 @@ def make_sensor_detector(config: SensorModelConfig, names: Sequence[str]) -> Ens
             calibration={"kind": "as_is"},
         )
     if config.detector in ("default_ensemble", "robust_zscore"):
-        ens = sensor_ensemble(
-            value_columns=value_cols, time_columns=time_cols or None, **options
-        )
+        ens = sensor_ensemble(value_columns=value_cols, time_columns=time_cols or None, **options)
         if config.detector == "robust_zscore":
             ens.members = [m for m in ens.members if m["name"] == "zscore"]
         return ens
@@ -542,9 +540,7 @@ class SensorScorer:
         both = praw is not None and raw is not None
         self.pending = (np.vstack([px, X]), np.vstack([praw, raw]) if both else None)
 
-    def _scores_one_by_one(
-        self, X: np.ndarray
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    def _scores_one_by_one(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
         """:meth:`_scores` row by row, NaN where a row raises: one row that breaks the
         detector must not take its chunk with it."""
         n_members = len(self.detector.members) if self.detector is not None else 0
@@ -649,9 +645,7 @@ class SensorScorer:
         except (NotImplementedError, ValueError):
             return []
         # Calendar columns are context, not evidence on their own.
-        top = [
-            (n, c, r) for n, c, r in top if n in names and not n.startswith(_CALENDAR_PREFIXES)
-        ]
+        top = [(n, c, r) for n, c, r in top if n in names and not n.startswith(_CALENDAR_PREFIXES)]
         return contribution_records(top, x, {n: i for i, n in enumerate(names)})
 
     def to_state(self) -> dict[str, Any]:
@@ -680,9 +674,7 @@ class SensorScorer:
             state["sensor_id"],
             SensorModelConfig(**state["config"]),
             features=SensorFeaturePipeline.from_state(state["features"]),
-            detector=None
-            if state["detector"] is None
-            else Ensemble.from_state(state["detector"]),  # type: ignore[arg-type]
+            detector=None if state["detector"] is None else Ensemble.from_state(state["detector"]),  # type: ignore[arg-type]
             episodes=EpisodeTracker.from_state(state["episodes"]),
             n_scored=state["n_scored"],
             position=tuple(state["position"]) if state.get("position") else None,

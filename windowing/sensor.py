@@ -82,8 +82,12 @@ class _Channel:
         self.keys = _meta_keys(name)
         self.differencer = Differencer()
         self.monitor = StationarityMonitor(
-            cfg["warmup"], cfg["test_window"], cfg["recheck_every"], alpha=cfg["alpha"],
-            difference=cfg["difference"], name=f"{cfg['sensor_id']}/{name}",
+            cfg["warmup"],
+            cfg["test_window"],
+            cfg["recheck_every"],
+            alpha=cfg["alpha"],
+            difference=cfg["difference"],
+            name=f"{cfg['sensor_id']}/{name}",
         )
         reps = _REPRESENTATIONS if seasonal else _REPRESENTATIONS[:2]
         self.scalers = {
@@ -155,9 +159,11 @@ class _Channel:
         meta[keys["seasonal"]] = has_seasonal
         meta[keys["verdict"]] = np.array([dec.verdict for dec in decisions], dtype=object)[which]
         meta[keys["adf"]] = np.array(
-            [np.nan if dec.adf_pvalue is None else dec.adf_pvalue for dec in decisions])[which]
+            [np.nan if dec.adf_pvalue is None else dec.adf_pvalue for dec in decisions]
+        )[which]
         meta[keys["kpss"]] = np.array(
-            [np.nan if dec.kpss_pvalue is None else dec.kpss_pvalue for dec in decisions])[which]
+            [np.nan if dec.kpss_pvalue is None else dec.kpss_pvalue for dec in decisions]
+        )[which]
         return np.where(has_seasonal, seasonal, base)
 
     def to_state(self) -> dict[str, Any]:
@@ -165,7 +171,8 @@ class _Channel:
             "differencer": self.differencer.to_state(),
             "monitor": self.monitor.to_state(),
             "scalers": {rep: sc.to_state() for rep, sc in self.scalers.items()},
-            "seasonal_level": None if self.seasonal_level is None
+            "seasonal_level": None
+            if self.seasonal_level is None
             else self.seasonal_level.to_state(),
             "seasonal_diff": None if self.seasonal_diff is None else self.seasonal_diff.to_state(),
         }
@@ -331,7 +338,9 @@ class SensorFeaturePipeline:
         }
         z = [
             self._channels[c].update_one(
-                reading.value if c == MAIN else reading.channels[c], placed.steps, placed.slot,
+                reading.value if c == MAIN else reading.channels[c],
+                placed.steps,
+                placed.slot,
                 meta,
             )
             for c in self.channels
@@ -395,8 +404,11 @@ class SensorFeaturePipeline:
         ]
         meta["warm"] = meta["stationarity"] != "pending"
         self.n_seen += rows.size
-        feats = np.column_stack([*z, self.calendar.transform_many(ts_ok)]) if rows.size else (
-            np.empty((0, len(self.names))))
+        feats = (
+            np.column_stack([*z, self.calendar.transform_many(ts_ok)])
+            if rows.size
+            else (np.empty((0, len(self.names))))
+        )
         return FeatureBatch(self.sensor_id, ts_ok, feats, self.names, meta, rows, rejected)
 
     def update_readings(self, readings: Sequence[SensorReading]) -> FeatureBatch:
@@ -415,12 +427,20 @@ class SensorFeaturePipeline:
             {c: [r.channels[c] for r in keep] for c in extra},
         )
         positions = np.flatnonzero(complete)
-        dropped = [(int(i), RejectReason.MISSING_FIELD.value)
-                   for i, ok in enumerate(complete) if not ok]
+        dropped = [
+            (int(i), RejectReason.MISSING_FIELD.value) for i, ok in enumerate(complete) if not ok
+        ]
         index = positions[batch.index] if batch.index is not None else None
         rejected = sorted([*((int(positions[i]), r) for i, r in batch.rejected), *dropped])
-        return FeatureBatch(batch.entity, batch.timestamps, batch.values, batch.names,
-                            batch.meta, index, tuple(rejected))
+        return FeatureBatch(
+            batch.entity,
+            batch.timestamps,
+            batch.values,
+            batch.names,
+            batch.meta,
+            index,
+            tuple(rejected),
+        )
 
     # -- checkpointing ----------------------------------------------------------------------
     def to_state(self) -> dict[str, Any]:

@@ -87,11 +87,23 @@ class KNNLikelihood(Detector):
     name = "knn_likelihood"
     online = True
 
-    def __init__(self, window: int = 8, memory: int = 1500, min_neighbours: int = 10,
-                 power: float = 0.75, smoothing: float = 0.2, half_life: float = 10_000.0,
-                 learn_period: int = 150, alarm: float = 5e-4, rest: int = 200,
-                 quiet: int = 50, calm: float = 0.01, rest_score: float = 0.99,
-                 rel_floor: float = 1e-3, min_tail: float = 1e-12) -> None:
+    def __init__(
+        self,
+        window: int = 8,
+        memory: int = 1500,
+        min_neighbours: int = 10,
+        power: float = 0.75,
+        smoothing: float = 0.2,
+        half_life: float = 10_000.0,
+        learn_period: int = 150,
+        alarm: float = 5e-4,
+        rest: int = 200,
+        quiet: int = 50,
+        calm: float = 0.01,
+        rest_score: float = 0.99,
+        rel_floor: float = 1e-3,
+        min_tail: float = 1e-12,
+    ) -> None:
         self.window = window
         self.memory = memory
         self.min_neighbours = min_neighbours
@@ -123,15 +135,30 @@ class KNNLikelihood(Detector):
             raise ValueError("rest_score must be below 1 - alarm")
 
     def _fresh(self, d: int) -> dict[str, Any]:
-        return {"history": np.empty((0, d)), "avg": 0.0, "count": 0, "mean": 0.0,
-                "var": 0.0, "hold": 0, "quiet": 0, "resting": False}
+        return {
+            "history": np.empty((0, d)),
+            "avg": 0.0,
+            "count": 0,
+            "mean": 0.0,
+            "var": 0.0,
+            "hold": 0,
+            "quiet": 0,
+            "resting": False,
+        }
 
     def _state(self) -> dict[str, Any]:
         if not hasattr(self, "history_"):
             return self._fresh(self.n_features_in_)
-        return {"history": self.history_, "avg": self.avg_, "count": self.count_,
-                "mean": self.lik_mean_, "var": self.lik_var_, "hold": self.hold_,
-                "quiet": self.quiet_, "resting": bool(self.resting_)}
+        return {
+            "history": self.history_,
+            "avg": self.avg_,
+            "count": self.count_,
+            "mean": self.lik_mean_,
+            "var": self.lik_var_,
+            "hold": self.hold_,
+            "quiet": self.quiet_,
+            "resting": bool(self.resting_),
+        }
 
     def _raw(self, hist: np.ndarray) -> float:
         """Distance of the window ending at ``hist``'s last row to the nearest earlier one."""
@@ -171,8 +198,16 @@ class KNNLikelihood(Detector):
         delta = avg - mean
         mean += rate * delta
         var = (1.0 - rate) * (var + rate * delta * delta)
-        new = {"history": hist[-keep:], "avg": avg, "count": count, "mean": mean,
-               "var": var, "hold": hold, "quiet": quiet, "resting": resting}
+        new = {
+            "history": hist[-keep:],
+            "avg": avg,
+            "count": count,
+            "mean": mean,
+            "var": var,
+            "hold": hold,
+            "quiet": quiet,
+            "resting": resting,
+        }
         return score, p, new
 
     # -- protocol -------------------------------------------------------------------------
@@ -202,8 +237,10 @@ class KNNLikelihood(Detector):
         out = [self._step(st, x) for x in X]
         # Streams learn the reading they just scored: keep its state for learn_many.
         self._pending = (X.tobytes(), out[0][2]) if len(X) == 1 else None
-        return (np.array([o[0] for o in out], dtype=np.float64),
-                np.array([o[1] for o in out], dtype=np.float64))
+        return (
+            np.array([o[0] for o in out], dtype=np.float64),
+            np.array([o[1] for o in out], dtype=np.float64),
+        )
 
     def score_many(self, X: Any) -> np.ndarray:
         """Score of each row as the next reading after those learned (rows independent)."""
@@ -231,5 +268,6 @@ class KNNLikelihood(Detector):
         super()._restore_state(state)
         if hasattr(self, "history_"):  # a member template of an ensemble has none
             self.history_ = np.asarray(self.history_, dtype=np.float64).reshape(
-                -1, self.n_features_in_)
+                -1, self.n_features_in_
+            )
         self._pending = None

@@ -26,8 +26,16 @@ def test_registered_and_online() -> None:
 def test_raw_novelty_is_distance_to_nearest_past_window() -> None:
     # window 2, flat history of 0s then a 3: the window (0, 3) is at distance 3 from every
     # past window (0, 0); power 0.5 makes the raw score sqrt(3).
-    det = KNNLikelihood(window=2, memory=10, min_neighbours=1, power=0.5, smoothing=1.0,
-                        learn_period=0, rest=0, quiet=0)
+    det = KNNLikelihood(
+        window=2,
+        memory=10,
+        min_neighbours=1,
+        power=0.5,
+        smoothing=1.0,
+        learn_period=0,
+        rest=0,
+        quiet=0,
+    )
     det.learn_many(np.zeros((12, 1)))
     # Long-term mean of raw scores 0, spread at its floor 1e-9: any novelty is extreme.
     assert det.lik_mean_ == 0.0
@@ -38,8 +46,17 @@ def test_raw_novelty_is_distance_to_nearest_past_window() -> None:
 
 
 def test_likelihood_is_gaussian_tail_of_smoothed_raw() -> None:
-    det = KNNLikelihood(window=1, memory=5, min_neighbours=1, power=1.0, smoothing=0.5,
-                        learn_period=0, rest=0, quiet=0, half_life=1e9)
+    det = KNNLikelihood(
+        window=1,
+        memory=5,
+        min_neighbours=1,
+        power=1.0,
+        smoothing=0.5,
+        learn_period=0,
+        rest=0,
+        quiet=0,
+        half_life=1e9,
+    )
     det.learn_many(np.array([[0.0], [0.0], [1.0], [0.0], [1.0], [0.0]]))
     mean, sd, avg = det.lik_mean_, math.sqrt(det.lik_var_), det.avg_
     # window 1: the raw score of 0.5 is its distance to the nearest past value, 0.5.
@@ -52,7 +69,7 @@ def test_quiet_on_a_clean_wave_loud_on_a_change() -> None:
     x = _wave(2000)
     det = KNNLikelihood(memory=500)
     scores = det.score_learn(x)
-    assert scores[det.learn_period:].max() < 0.999
+    assert scores[det.learn_period :].max() < 0.999
     broken = np.vstack([x, np.full((20, 1), 2.0)])  # the wave jumps up and stops
     det2 = KNNLikelihood(memory=500)
     s2 = det2.score_learn(broken)
@@ -73,8 +90,9 @@ def test_rest_damps_after_an_alarm_until_calm() -> None:
     det.learn_many(x[:20])  # back to the wave, still resting
     assert det.resting_ and 0 < det.hold_ < 30
     probe = np.array([[0.0], [0.5], [5.0]])
-    np.testing.assert_allclose(det.score_many(probe),
-                               np.minimum(1 - det.tail_probabilities(probe), det.rest_score))
+    np.testing.assert_allclose(
+        det.score_many(probe), np.minimum(1 - det.tail_probabilities(probe), det.rest_score)
+    )
     det.learn_many(x[20:30])
     assert det.hold_ == 0
     # The rest ends once `quiet` calm readings in a row have passed.
@@ -143,9 +161,13 @@ def test_as_is_ensemble_passes_the_score_through_and_round_trips() -> None:
     from detectors.ensemble import Ensemble
 
     x = _wave(500, seed=2)
-    ens = Ensemble(members=[{"detector": KNNLikelihood(memory=100, learn_period=50),
-                             "columns": [0], "name": "knn"}],
-                   method="max", calibration={"kind": "as_is"})
+    ens = Ensemble(
+        members=[
+            {"detector": KNNLikelihood(memory=100, learn_period=50), "columns": [0], "name": "knn"}
+        ],
+        method="max",
+        calibration={"kind": "as_is"},
+    )
     alone = KNNLikelihood(memory=100, learn_period=50)
     ens.learn_many(x[:1])
     alone.learn_many(x[:1])
@@ -167,9 +189,16 @@ def _daily_series(seed: int, n: int, spike: slice) -> tuple[np.ndarray, list]:
     values = 50 + 10 * np.sin(2 * np.pi * np.arange(n) / 96) + rng.normal(size=n)
     values[spike] += 40.0
     ts = 1_700_000_000 + 300.0 * np.arange(n)
-    records = [RawRecord(b"s1", json.dumps({"sensor_id": "s1", "timestamp": float(t),
-                                             "value": float(v)}).encode(), "sensors", 0, i)
-               for i, (t, v) in enumerate(zip(ts, values, strict=True))]
+    records = [
+        RawRecord(
+            b"s1",
+            json.dumps({"sensor_id": "s1", "timestamp": float(t), "value": float(v)}).encode(),
+            "sensors",
+            0,
+            i,
+        )
+        for i, (t, v) in enumerate(zip(ts, values, strict=True))
+    ]
     return values, records
 
 
@@ -190,9 +219,11 @@ def test_stream_path_gives_the_detectors_own_scores_event_by_event() -> None:
     params = {"memory": 200, "learn_period": 100}
     config = SensorModelConfig(detector="knn_likelihood", chunk=1)
     features = SensorFeaturePipeline("s1", cadence=300, difference=False, scaler_method="none")
-    ensemble = Ensemble(members=[{"detector": KNNLikelihood(**params), "columns": [0],
-                                  "name": "knn_likelihood"}],
-                        method="max", calibration={"kind": "as_is"})
+    ensemble = Ensemble(
+        members=[{"detector": KNNLikelihood(**params), "columns": [0], "name": "knn_likelihood"}],
+        method="max",
+        calibration={"kind": "as_is"},
+    )
     scorers = {"s1": SensorScorer("s1", config, features=features, detector=ensemble)}
     stream = np.full(n, np.nan)
     for lo in range(0, n, 64):
