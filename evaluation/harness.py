@@ -76,7 +76,7 @@ from evaluation.online import (
     score_in_batches,
 )
 from evaluation.report import ReportData, SeriesView, write_report
-from evaluation.stream import STREAM_CALIBRATION, stream_series
+from evaluation.stream import stream_calibration, stream_series
 from streams.scoring import make_sensor_detector, sensor_model_config
 from streams.settings import Settings
 from windowing.readers import epoch_seconds, read_csv_events, read_kdd, read_nab_csv
@@ -241,23 +241,34 @@ def _sensor_detector(name: str, params: Mapping[str, Any], fx: SensorFeatures) -
     return make_detector(name, p, "sensors")[1]
 
 
+def _stream_settings(name: str) -> Settings:
+    """The worker's settings with ``name`` as its sensor detector."""
+    settings = Settings()
+    detector = settings.sensor_detector.model_copy(update={"detector": name})
+    return settings.model_copy(update={"sensor_detector": detector})
+
+
 def _stream_path(opts: dict[str, Any], name: str) -> bool:
-    """Whether a sensor evaluation can run the sensor agent's own code: the worker's
-    detector, its features and calibration, learning online, nothing fitted beforehand."""
-    return (
-        opts["train"] is None
-        and not opts["params"]
-        and opts["features"] is None
-        and opts["learn"]
-        and name == Settings().sensor_detector.detector
-    )
+    """Whether a sensor evaluation can run the sensor agent's own code: a detector the
+    worker can be configured with, its features and calibration, learning online, nothing
+    fitted beforehand (then the score is what a worker with that detector publishes)."""
+    if not (
+        opts["train"] is None and not opts["params"] and opts["features"] is None and opts["learn"]
+    ):
+        return False
+    try:
+        make_sensor_detector(sensor_model_config(_stream_settings(name)), ["value"])
+    except (KeyError, ValueError):
+        return False
+    return True
 
 
 def _stream_run(
-    entity: str, series: _SeriesInput, opts: dict[str, Any], progress: Any
+    entity: str, series: _SeriesInput, opts: dict[str, Any], name: str, progress: Any
 ) -> _SeriesRun:
-    """One series through :func:`streams.scoring.score_sensor_batch`, as the worker runs it."""
-    settings = Settings()
+    """One series through :func:`streams.scoring.score_sensor_batch`, as a worker running
+    detector ``name`` scores it."""
+    settings = _stream_settings(name)
     run = stream_series(
         entity,
         series.timestamps,
@@ -272,14 +283,14 @@ def _stream_run(
     scored[fx.index] = True
     detector = run.scorer.detector if run.scorer is not None else None
     if detector is None:  # nothing accepted: an unfitted detector describes the run
-        detector = make_sensor_detector(sensor_model_config(settings), fx.names or ["value_z"])
+        detector = make_sensor_detector(sensor_model_config(settings), fx.names or ["value"])
     return _SeriesRun(
         fx,
         fill_refused(run.scores, fx.index, fx.n_input, carry=True),
         scored,
         run.replay,
         detector,
-        STREAM_CALIBRATION,
+        stream_calibration(settings),
     )
 
 
@@ -298,7 +309,7 @@ def _run_series(
     (:mod:`evaluation.stream`); otherwise an offline replay of the chosen detector.
     """
     if train is None and opts["stream"]:
-        return _stream_run(entity, series, opts, progress)
+        return _stream_run(entity, series, opts, name, progress)
     fx = sensor_features(
         series.timestamps, series.values, series.channels, mode=mode, sensor_id=entity
     )

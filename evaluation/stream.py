@@ -28,10 +28,18 @@ from streams.scoring import (
 )
 from streams.settings import Settings
 
-__all__ = ["STREAM_CALIBRATION", "StreamRun", "sensor_records", "stream_series"]
+__all__ = ["StreamRun", "sensor_records", "stream_calibration", "stream_series"]
 
-#: How ``evaluate`` names the calibration of the stream path in its results.
-STREAM_CALIBRATION = "stream: the sensor agent's own (analytic prior, then empirical tail)"
+
+def stream_calibration(settings: Settings) -> str:
+    """How ``evaluate`` names the calibration of the stream path in its results.
+
+    >>> stream_calibration(Settings())
+    "stream: the sensor agent's own (the detector's tail probability, as is)"
+    """
+    if sensor_model_config(settings).self_judging:
+        return "stream: the sensor agent's own (the detector's tail probability, as is)"
+    return "stream: the sensor agent's own (analytic prior, then empirical tail)"
 
 
 @dataclass

@@ -282,7 +282,7 @@ class EpisodeTracker:
 class SensorModelConfig:
     """How a new sensor's feature pipeline and detector are built (from the settings)."""
 
-    detector: str = "default_ensemble"
+    detector: str = "knn_likelihood"
     cadence: float | None = None
     seasonal_period: float | None = None
     tz: str = "UTC"
@@ -319,7 +319,7 @@ def sensor_model_config(settings: Settings) -> SensorModelConfig:
     what ``anomstream evaluate`` replays so that its numbers are the stream's.
 
     >>> sensor_model_config(Settings()).detector
-    'default_ensemble'
+    'knn_likelihood'
     """
     sd = settings.sensor_detector
     return SensorModelConfig(
@@ -335,7 +335,9 @@ def sensor_model_config(settings: Settings) -> SensorModelConfig:
 def sensor_alert_policy(settings: Settings) -> AlertPolicy:
     """When the sensor agent turns a score into an alert, from ``settings``.
 
-    >>> sensor_alert_policy(Settings()).threshold
+    >>> round(sensor_alert_policy(Settings()).threshold, 6)  # knn_likelihood's alarm level
+    0.9995
+    >>> sensor_alert_policy(Settings(sensor_detector={"detector": "default_ensemble"})).threshold
     0.99999
     """
     threshold = settings.alerts.threshold
@@ -354,16 +356,22 @@ def make_sensor_detector(config: SensorModelConfig, names: Sequence[str]) -> Ens
     Always an :class:`~detectors.ensemble.Ensemble`, so every sensor score is a calibrated
     tail probability in [0, 1]:
 
-    * ``default_ensemble`` (the default): detectors' sensor ensemble, told where the
-      calendar columns are, its z-score members starting from the analytic prior;
+    * ``knn_likelihood`` (the default) and the other :data:`SELF_JUDGING` detectors: one
+      member per value channel, on the level in its own units, their own tail
+      probabilities published as they are, the most alarmed channel deciding;
+    * ``default_ensemble``: detectors' sensor ensemble, told where the calendar columns
+      are, its z-score members starting from the analytic prior;
     * ``robust_zscore``: that ensemble's z-score member alone;
     * any other registered detector: one member on the value columns, calibrated
       empirically.
 
     >>> names = ["value_z", "hour_sin", "hour_cos", "dow_sin", "dow_cos"]
-    >>> ens = make_sensor_detector(SensorModelConfig(), names)
+    >>> ens = make_sensor_detector(SensorModelConfig(detector="default_ensemble"), names)
     >>> [m["name"] for m in ens.members]
     ['zscore', 'seasonal']
+    >>> ens = make_sensor_detector(SensorModelConfig(), ["value", "hour_sin", "hour_cos"])
+    >>> [m["name"] for m in ens.members], ens.calibration
+    (['knn_likelihood'], {'kind': 'as_is'})
     """
     time_cols = [i for i, n in enumerate(names) if n.startswith(_CALENDAR_PREFIXES)]
     value_cols = [i for i, n in enumerate(names) if not n.startswith(_CALENDAR_PREFIXES)]

@@ -135,13 +135,15 @@ class SensorDetectorSettings(BaseModel):
     """Per-sensor features and detector used by the sensor agent."""
 
     detector: str = Field(
-        "default_ensemble",
-        description="default_ensemble (robust z of the stationary value, starting from an "
-        "analytic tail probability, + hour-of-week seasonal profile, once it has a few "
-        "hundred readings; Bonferroni-combined), robust_zscore (its z member alone), "
-        "knn_likelihood (nearest-past-window novelty of the raw level judged by an anomaly "
-        "likelihood, one alarm per episode; its own calibrated score), or any registered "
-        "online detector (empirically calibrated).",
+        "knn_likelihood",
+        description="knn_likelihood (nearest-past-window novelty of the raw level judged "
+        "by an anomaly likelihood, one alarm per episode of at least 200 readings; its own "
+        "calibrated score; silent for a sensor's first 150 readings), default_ensemble "
+        "(robust z of the stationary value, starting from an analytic tail probability, + "
+        "hour-of-week seasonal profile, once it has a few hundred readings; "
+        "Bonferroni-combined), robust_zscore (its z member alone), or any registered "
+        "online detector (empirically calibrated). See docs/detectors.md for how they "
+        "compare on NAB.",
     )
     warmup: int = Field(60, description="Readings per sensor before its scores may alert.")
     cadence_s: float | None = Field(

@@ -63,7 +63,12 @@ class SensorSimulator:
     anomaly_rate
         Probability per reading of starting an injected anomaly (after a clean warm-up).
     warmup
-        Readings per sensor before any anomaly is injected.
+        Readings per sensor before any anomaly is injected (the default sensor detector
+        learns for 150 readings before it speaks).
+    min_gap
+        Fewest readings of one sensor between two injected anomalies, so that each is its
+        own episode (the default detector treats what follows an alarm for 200 readings
+        as the same episode).
 
     Examples
     --------
@@ -80,7 +85,8 @@ class SensorSimulator:
     start: float = 0.0
     seed: int = 7
     anomaly_rate: float = 0.004
-    warmup: int = 60
+    warmup: int = 200
+    min_gap: int = 300
     noise: float = 0.15
     truth: list[Injected] = field(default_factory=list)
 
@@ -93,6 +99,7 @@ class SensorSimulator:
         self._phase = rng.uniform(0, 2 * math.pi, self.n_sensors)
         self._trend_per_day = rng.uniform(-0.05, 0.15, self.n_sensors)
         self._shift = np.zeros(self.n_sensors)
+        self._last_injected = np.full(self.n_sensors, -self.min_gap)
 
     def value(self, i: int, t: float) -> float:
         """The clean signal of sensor ``i`` at event time ``t`` (before noise and spikes)."""
@@ -108,7 +115,9 @@ class SensorSimulator:
             for i, sid in enumerate(self.sensor_ids):
                 injected: Injected | None = None
                 spike = 0.0
-                if k >= self.warmup and rng.random() < self.anomaly_rate:
+                ready = k >= self.warmup and k - self._last_injected[i] >= self.min_gap
+                if rng.random() < self.anomaly_rate and ready:
+                    self._last_injected[i] = k
                     if rng.random() < 0.6:
                         spike = float(rng.choice([-1, 1]) * rng.uniform(3.0, 6.0))
                         injected = Injected(sid, "spike", t, spike)

@@ -292,7 +292,9 @@ class SensorFeaturePipeline:
     @property
     def names(self) -> tuple[str, ...]:
         """Feature names, in ``values`` order."""
-        return (*(f"{c}_z" for c in self.channels), *self.calendar.names)
+        # Unscaled level features keep the channel's own name: they are not z-scores.
+        suffix = "" if self.config["scaler_method"] == "none" else "_z"
+        return (*(f"{c}{suffix}" for c in self.channels), *self.calendar.names)
 
     @property
     def decisions(self) -> dict[str, StationarityDecision]:

@@ -66,6 +66,10 @@ class KNNLikelihood(Detector):
         Highest score during an episode after its first reading (below ``1 - alarm``, so
         nothing alarms again; lower scores are left as they are, which keeps the share of
         scores above a level honest).
+    resolution
+        Relative precision of the readings: the part of a window's distance below
+        ``resolution`` times the window's largest magnitude is measurement noise, not
+        novelty (a flat sensor's last-digit wiggle is not an anomaly).
     rel_floor
         Floor of the long-term spread, relative to the long-term mean (and at least
         ``1e-9``): a perfectly steady score does not make the next wobble infinitely rare.
@@ -92,7 +96,7 @@ class KNNLikelihood(Detector):
         window: int = 8,
         memory: int = 1500,
         min_neighbours: int = 10,
-        power: float = 0.75,
+        power: float = 0.7,
         smoothing: float = 0.2,
         half_life: float = 10_000.0,
         learn_period: int = 150,
@@ -101,6 +105,7 @@ class KNNLikelihood(Detector):
         quiet: int = 50,
         calm: float = 0.01,
         rest_score: float = 0.99,
+        resolution: float = 1e-5,
         rel_floor: float = 1e-3,
         min_tail: float = 1e-12,
     ) -> None:
@@ -116,6 +121,7 @@ class KNNLikelihood(Detector):
         self.quiet = quiet
         self.calm = calm
         self.rest_score = rest_score
+        self.resolution = resolution
         self.rel_floor = rel_floor
         self.min_tail = min_tail
 
@@ -160,16 +166,30 @@ class KNNLikelihood(Detector):
             "resting": bool(self.resting_),
         }
 
-    def _raw(self, hist: np.ndarray) -> float:
-        """Distance of the window ending at ``hist``'s last row to the nearest earlier one."""
+    def _nearest(self, hist: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+        """The window ending at ``hist``'s last row and its nearest earlier window, or
+        None while there are too few earlier windows."""
         w, end = self.window, len(hist)
         lo = max(0, end - self.memory - w)  # oldest row a past window may start on
         if end - w - lo < self.min_neighbours:  # past windows hist[j:j+w], lo <= j < end-w
-            return 0.0
+            return None
         cur = hist[end - w :]
         past = np.lib.stride_tricks.sliding_window_view(hist[lo : end - 1], w, axis=0)
         diff = past - cur.T[None]  # (n_past, d, w)
-        return math.sqrt(float(np.einsum("ijk,ijk->i", diff, diff).min())) ** self.power
+        best = int(np.einsum("ijk,ijk->i", diff, diff).argmin())
+        return cur, past[best].T
+
+    def _novelty(self, cur: np.ndarray, near: np.ndarray, axis: int | None = None) -> Any:
+        """Distance of ``cur`` to ``near`` (per column with ``axis=0``), less the readings'
+        precision, raised to ``power``."""
+        dist = np.sqrt(((cur - near) ** 2).sum(axis=axis))
+        tol = self.resolution * float(np.abs(cur).max())
+        return np.maximum(dist - tol, 0.0) ** self.power
+
+    def _raw(self, hist: np.ndarray) -> float:
+        """Novelty of the window ending at ``hist``'s last row (0 with too few before it)."""
+        pair = self._nearest(hist)
+        return 0.0 if pair is None else float(self._novelty(*pair))
 
     def _step(self, st: dict[str, Any], x: np.ndarray) -> tuple[float, float, dict[str, Any]]:
         """Score, tail probability and the state after reading ``x``, from state ``st``."""
@@ -241,6 +261,27 @@ class KNNLikelihood(Detector):
             np.array([o[0] for o in out], dtype=np.float64),
             np.array([o[1] for o in out], dtype=np.float64),
         )
+
+    def explain(self, X: Any) -> np.ndarray:
+        """Per-column novelty of each row's window against its nearest earlier window (in
+        the raw score's units: the distance of that column's readings, to the ``power``)."""
+        X = self._check_input(X)
+        keep = self.memory + self.window - 1
+        history = self._state()["history"][-keep:]
+        out = np.zeros_like(X)
+        for i, x in enumerate(X):
+            pair = self._nearest(np.vstack([history, x[None]]))
+            if pair is not None:
+                out[i] = self._novelty(*pair, axis=0)
+        return out
+
+    def normal_contribution(self) -> np.ndarray | None:
+        """The long-term mean of the smoothed raw score, for every column: an alert's
+        ``ratio_to_normal`` says how many times more novel than usual its window is."""
+        if not self.is_fitted:
+            return None
+        usual = max(getattr(self, "lik_mean_", 0.0), 1e-12)
+        return np.full(self.n_features_in_, usual)
 
     def score_many(self, X: Any) -> np.ndarray:
         """Score of each row as the next reading after those learned (rows independent)."""

@@ -35,6 +35,7 @@ def test_raw_novelty_is_distance_to_nearest_past_window() -> None:
         learn_period=0,
         rest=0,
         quiet=0,
+        resolution=0.0,
     )
     det.learn_many(np.zeros((12, 1)))
     # Long-term mean of raw scores 0, spread at its floor 1e-9: any novelty is extreme.
@@ -43,6 +44,37 @@ def test_raw_novelty_is_distance_to_nearest_past_window() -> None:
     assert det.score_one([3.0]) == pytest.approx(1 - det.min_tail)
     det.learn_one([3.0])
     assert det.avg_ == pytest.approx(math.sqrt(3.0))
+
+
+def test_distance_within_the_readings_precision_is_no_novelty() -> None:
+    # A flat sensor at 20.0 whose last digit wiggles by 1e-4 (5e-6 of its level).
+    det = KNNLikelihood(
+        window=1,
+        memory=10,
+        min_neighbours=1,
+        power=1.0,
+        smoothing=1.0,
+        learn_period=0,
+        rest=0,
+        quiet=0,
+    )
+    det.learn_many(np.full((12, 1), 20.0))
+    det.learn_one([20.0001])
+    assert det.avg_ == 0.0
+    det.learn_one([20.01])  # 5e-4 of the level: above the precision, novel
+    assert det.avg_ == pytest.approx(20.01 - 20.0001 - 1e-5 * 20.01, rel=1e-9)
+
+
+def test_explain_names_the_novel_column_against_its_usual_novelty() -> None:
+    rng = np.random.default_rng(3)
+    X = rng.normal(0, 0.1, size=(600, 2))
+    det = KNNLikelihood(window=4, memory=300).learn_many(X)
+    row = np.array([[0.0, 2.0]])  # the second column far from anything seen
+    contrib = det.explain(row)[0]
+    assert contrib[1] > 3 * contrib[0]
+    usual = det.normal_contribution()
+    assert usual is not None and usual.shape == (2,) and usual[0] == pytest.approx(det.lik_mean_)
+    assert contrib[1] / usual[1] > 3
 
 
 def test_likelihood_is_gaussian_tail_of_smoothed_raw() -> None:
@@ -56,6 +88,7 @@ def test_likelihood_is_gaussian_tail_of_smoothed_raw() -> None:
         rest=0,
         quiet=0,
         half_life=1e9,
+        resolution=0.0,
     )
     det.learn_many(np.array([[0.0], [0.0], [1.0], [0.0], [1.0], [0.0]]))
     mean, sd, avg = det.lik_mean_, math.sqrt(det.lik_var_), det.avg_
@@ -251,7 +284,9 @@ def test_the_stream_s_own_wiring_of_knn_likelihood_is_the_detector_alone() -> No
     settings = Settings(sensor_detector={"detector": "knn_likelihood"})
     policy = sensor_alert_policy(settings)
     assert policy.threshold == pytest.approx(0.9995)
-    assert sensor_alert_policy(Settings()).threshold == 0.99999
+    assert sensor_alert_policy(Settings()).threshold == pytest.approx(0.9995)  # the default
+    ensemble = Settings(sensor_detector={"detector": "default_ensemble"})
+    assert sensor_alert_policy(ensemble).threshold == 0.99999
     assert sensor_alert_policy(Settings(alerts={"threshold": 0.9})).threshold == 0.9
     config = SensorModelConfig(detector="knn_likelihood")
     scorers: dict = {}

@@ -63,8 +63,11 @@ detectors.register(_Recorder)
 # -- sensors --------------------------------------------------------------------------------
 def test_nab_detector_learns_exactly_the_sensor_pipelines_rows(nab_corpus: Path) -> None:
     _Recorder.instances.clear()
-    res = run_evaluation(nab_corpus, format="nab", detector=_Recorder.name, report=False)
+    res = run_evaluation(
+        nab_corpus, format="nab", detector=_Recorder.name, features="auto", report=False
+    )
     assert res["feature_names"] == ["value_z"] and res["features"] == "auto"
+    assert res["scoring_path"].startswith("offline:")
     assert len(_Recorder.instances) == 3  # a fresh detector per series
     df = read_nab_csv(nab_corpus / "data" / "groupA" / "spike.csv")
     expected = SensorFeaturePipeline("x").update_many(
@@ -102,9 +105,10 @@ def test_default_ensemble_gets_value_then_time_columns(nab_corpus: Path) -> None
 
 def test_default_sensor_detector_is_the_stream_agents(nab_corpus: Path) -> None:
     res = run_evaluation(nab_corpus, format="nab", batch_size=50, report=False)
-    assert res["detector"] == "default_ensemble"
-    # The value and the calendar context the seasonal member needs.
-    assert res["feature_names"] == ["value_z", "hour_sin", "hour_cos", "dow_sin", "dow_cos"]
+    assert res["detector"] == "knn_likelihood"
+    assert res["scoring_path"].startswith("stream:")
+    # The level in its own units (not a z-score), and the calendar context.
+    assert res["feature_names"] == ["value", "hour_sin", "hour_cos", "dow_sin", "dow_cos"]
 
 
 def test_ensemble_time_columns_follow_extra_channels() -> None:
@@ -266,8 +270,8 @@ def test_kdd_gzip_train_and_json_is_strict(tmp_path: Path) -> None:
 def test_without_a_detector_evaluate_runs_the_one_the_worker_is_configured_with(
     nab_corpus: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("ANOMSTREAM_SENSOR_DETECTOR__DETECTOR", "knn_likelihood")
+    monkeypatch.setenv("ANOMSTREAM_SENSOR_DETECTOR__DETECTOR", "default_ensemble")
     res = run_evaluation(nab_corpus, format="nab", report=False)
-    assert res["detector"] == "knn_likelihood"
+    assert res["detector"] == "default_ensemble"
     assert res["scoring_path"].startswith("stream:")
     assert res["feature_names"][0] == "value_z"
