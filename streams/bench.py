@@ -23,6 +23,7 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -125,10 +126,14 @@ def _measure(
     rate: float,
     log: Path,
     progress: Any,
+    sensor_detector: str | None = None,
 ) -> list[BenchResult]:
     from streams.demo import stop_worker_process
 
     uid = uuid.uuid4().hex[:8]
+    label = mode if sensor_detector is None else f"{mode}:{sensor_detector}"
+    if sensor_detector is not None:
+        env = {**env, "ANOMSTREAM_SENSOR_DETECTOR__DETECTOR": sensor_detector}
     topics = {
         name: f"bench-{mode}-{name}-{uid}"
         for name in (
@@ -157,12 +162,12 @@ def _measure(
     # One timeline for both phases: the paced readings continue each sensor's series (an
     # older reading would be refused as out of order and never scored).
     events = _events(n_backlog + n_paced, seed=1)
-    progress(f"{mode}: producing a backlog of {n_backlog} events")
+    progress(f"{label}: producing a backlog of {n_backlog} events")
     _produce(s, topics["sensors"], events[:n_backlog])
     proc = _start_worker(env, log)
     sampler = ProcessSampler(proc.pid)
     try:
-        progress(f"{mode}: draining the backlog")
+        progress(f"{label}: draining the backlog")
         cpu0 = sampler.cpu_seconds()
         deadline = time.monotonic() + 600
         while time.monotonic() < deadline:
@@ -175,7 +180,7 @@ def _measure(
         span = (max(ts) - min(ts)) / 1000 if len(ts) > 1 else float("nan")
         results.append(
             BenchResult(
-                mode,
+                label,
                 "backlog",
                 len(outs),
                 span,
@@ -187,7 +192,7 @@ def _measure(
             )
         )
 
-        progress(f"{mode}: {n_paced} events at {rate:.0f}/s for latency")
+        progress(f"{label}: {n_paced} events at {rate:.0f}/s for latency")
         start_offsets = end_offsets(s, topics["scores"])
         in_start = end_offsets(s, topics["sensors"])
         cpu0 = sampler.cpu_seconds()
@@ -212,7 +217,7 @@ def _measure(
         arr = np.asarray(lat, dtype=float)
         results.append(
             BenchResult(
-                mode,
+                label,
                 "paced",
                 len(lat),
                 elapsed,
@@ -236,13 +241,20 @@ def run_bench(
     rate: float = 500.0,
     out: Path | None = None,
     progress: Any = print,
+    sensor_detectors: Sequence[str] = (),
 ) -> dict[str, Any]:
-    """Pass-through baseline and the full pipeline, same events, same broker; returns JSON."""
+    """Pass-through baseline and the full pipeline, same events, same broker; returns JSON.
+
+    Each of ``sensor_detectors`` adds a full-pipeline run with that sensor detector (mode
+    ``score:<name>``), compared with the configured one (``score``) in the same run.
+    """
     log_dir = settings.state_dir / "bench"
     log_dir.mkdir(parents=True, exist_ok=True)
     env = {k: v for k, v in os.environ.items() if k.startswith("ANOMSTREAM_")}
     rows: list[BenchResult] = []
-    for mode in ("passthrough", "score"):
+    runs: list[tuple[str, str | None]] = [("passthrough", None), ("score", None)]
+    runs += [("score", name) for name in sensor_detectors]
+    for mode, detector in runs:
         rows += _measure(
             settings,
             env,
@@ -250,8 +262,9 @@ def run_bench(
             events,
             paced_events,
             rate,
-            log_dir / f"worker-{mode}.log",
+            log_dir / f"worker-{mode}{'-' + detector if detector else ''}.log",
             progress,
+            sensor_detector=detector,
         )
     by = {(r.mode, r.phase): r for r in rows}
     ratios = {
@@ -265,6 +278,10 @@ def run_bench(
             1e-12,
         ),
     }
+    for name in sensor_detectors:
+        configured = by[("score", "backlog")].events_per_s
+        other = by[(f"score:{name}", "backlog")].events_per_s
+        ratios[f"backlog_throughput_vs_score:{name}"] = configured / other
     p50s = (by[("score", "paced")].latency_p50_ms, by[("passthrough", "paced")].latency_p50_ms)
     if all(p is not None and p > 0 for p in p50s):
         ratios["paced_p50_latency_vs_passthrough"] = p50s[0] / p50s[1]  # type: ignore[operator]
@@ -276,6 +293,8 @@ def run_bench(
             "paced_events": paced_events,
             "rate": rate,
             "batch_size": settings.worker.batch_size,
+            "sensor_detector": settings.sensor_detector.detector,
+            "compared_sensor_detectors": list(sensor_detectors),
         },
     }
     if out is not None:

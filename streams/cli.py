@@ -302,6 +302,14 @@ def bench(
     detectors_only: Annotated[
         bool, typer.Option("--detectors-only", help="only the detector micro-benchmark")
     ] = False,
+    sensor_detector: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--sensor-detector",
+            help="also run the full pipeline with this sensor detector (repeatable), "
+            "compared with the configured one in the same run",
+        ),
+    ] = None,
 ) -> None:
     """End-to-end throughput/latency through the real Kafka + InfluxDB vs a pass-through
     worker, and a detector micro-benchmark (scores/s, batch and one at a time)."""
@@ -323,6 +331,7 @@ def bench(
         rate=rate,
         out=out,
         progress=lambda msg: err.print(f"[dim]{msg}[/]"),
+        sensor_detectors=sensor_detector or (),
     )
     table = Table(title="anomstream bench (end to end, real Kafka + InfluxDB)")
     for col in ("mode", "phase", "events", "events/s", "p50 ms", "p99 ms", "CPU s", "peak RSS MB"):
