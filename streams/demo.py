@@ -150,20 +150,34 @@ def stop_worker_process(proc: subprocess.Popen[bytes], timeout: float = 30.0) ->
         proc.wait(10)
 
 
+def _tail_probability(score: float) -> str:
+    """A calibrated score as the tail probability it stands for (0.99999 is p=1.0e-05)."""
+    p = 1.0 - score
+    return "p=0 (saturated)" if p <= 0 else f"p={p:.1e}"
+
+
+def _feature(f: dict[str, Any]) -> str:
+    ratio = f.get("ratio_to_normal")
+    times = f" x{ratio:.1f}" if isinstance(ratio, int | float) else ""
+    return f"{f['name']}={f['value']:+.2f}{times}"
+
+
 def format_alert(a: dict[str, Any]) -> str:
-    """One terminal line per alert, sensor or connection.
+    """One terminal line per alert, sensor or connection: the score as its tail probability,
+    the top features with their value and how many times their usual contribution.
 
     >>> line = format_alert({"first_seen": 0, "severity": "warning", "entity": "t1",
-    ...                      "score": 0.5, "alert_id": "abcdef123", "source": "sensors",
-    ...                      "value": 1.0, "features": [{"name": "value_z", "value": 5.0}]})
-    >>> "t1" in line and "value_z=+5.00" in line and "id=abcdef12" in line
+    ...                      "score": 0.99978, "alert_id": "abcdef123", "source": "sensors",
+    ...                      "value": 1.0, "features": [{"name": "value", "value": 5.0,
+    ...                                                  "ratio_to_normal": 7.25}]})
+    >>> "t1" in line and "p=2.2e-04" in line and "value=+5.00 x7.2" in line
+    True
+    >>> "id=abcdef12" in line
     True
     """
     ts = datetime.fromtimestamp(a["first_seen"], UTC).strftime("%Y-%m-%d %H:%M:%S")
     feats = ", ".join(
-        f"{f['name']}={f['value']:+.2f}"
-        for f in a.get("features", [])
-        if isinstance(f.get("value"), int | float)
+        _feature(f) for f in a.get("features", []) if isinstance(f.get("value"), int | float)
     )
     if a.get("source") == "connections":
         what = f"from {a.get('src_host')} {a.get('service')}/{a.get('flag')}"
@@ -171,7 +185,7 @@ def format_alert(a: dict[str, Any]) -> str:
         what = f"value={a.get('value')}"
     return (
         f"[bold red]ALERT[/] {a['severity']:<8} {a.get('source', ''):<11} {a['entity']:<14} "
-        f"at {ts}  score={a['score']:.5f}  {what}  ({feats})  id={a['alert_id'][:8]}"
+        f"at {ts}  {_tail_probability(a['score'])}  {what}  ({feats})  id={a['alert_id'][:8]}"
     )
 
 
