@@ -177,7 +177,7 @@ def evaluate(label: str, runner: Runner, corpus: list[Series], verbose: bool = F
             "threshold": res["standard"].threshold, "shares": shares, "ones": ones,
             "quiet_max": max(quiet) if quiet else float("nan"), "fixed": fixed,
             "alert_threshold": alert_threshold,
-            "speed": rows / seconds, "result": res}
+            "speed": rows / seconds, "result": res, "scores": scores}
 
 
 def print_table(rows: list[dict[str, Any]]) -> None:
@@ -204,6 +204,36 @@ def print_series(row: dict[str, Any]) -> None:
               f"{s['fp']} |")
 
 
+def print_categories(row: dict[str, Any], corpus: list[Series]) -> None:
+    """Per NAB category, each profile at its corpus-wide threshold (NAB's one threshold),
+    normalised with that category's own null and perfect scores."""
+    res = row["result"]
+    labeled = [nab.LabeledSeries(n, s, w)
+               for (n, _, _, w), s in zip(corpus, row["scores"], strict=True)]
+    groups: dict[str, list[nab.LabeledSeries]] = {}
+    for ls in labeled:
+        groups.setdefault(ls.name.split("/", 1)[0], []).append(ls)
+    print(f"\nper category, {row['label']}, each profile at its corpus threshold")
+    print("| category | series | windows detected | FP rows | standard | low FP | low FN |")
+    print("|---|---|---|---|---|---|---|")
+    for cat, members in sorted(groups.items()):
+        names = {m.name for m in members}
+        std = [v for k, v in res["standard"].series.items() if k in names]
+        found = sum(v["windows_detected"] for v in std)
+        total = sum(v["windows"] for v in std)
+        cells = []
+        for p in PROFILES:
+            if not total:
+                cells.append("n/a")
+                continue
+            raw = sum(nab.score_at_threshold(nab.sweep_series(m, p), res[p].threshold, p)
+                      ["raw_score"] for m in members)
+            own = nab.score_corpus(members)[p]
+            cells.append(f"{nab.normalized_score(raw, own.null_score, own.perfect_score):.1f}")
+        print(f"| {cat} | {len(members)} | {found}/{total} | {sum(v['fp'] for v in std)} | "
+              f"{' | '.join(cells)} |")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("corpus", type=Path, help="NAB-layout folder (data/ + windows.json)")
@@ -219,6 +249,8 @@ def main() -> None:
                     help="fixed threshold of the 'standard at' column (default: the "
                          "stream's alert threshold from the settings)")
     ap.add_argument("--series", action="store_true", help="also print per-series tables")
+    ap.add_argument("--categories", action="store_true",
+                    help="also print per-category tables")
     ap.add_argument("--verbose", action="store_true", help="print progress per series")
     args = ap.parse_args()
     params = json.loads(args.params)
@@ -257,6 +289,9 @@ def main() -> None:
         print_table(rows)
         print(flush=True)
     print_table(rows)
+    if args.categories:
+        for r in rows:
+            print_categories(r, corpus)
     if args.series:
         for r in rows:
             print_series(r)
