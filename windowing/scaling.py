@@ -135,7 +135,9 @@ class RobustScaler:
         self.n_seen = 0
         self.center = 0.0
         self.scale = 1.0
-        self._buffer: deque[float] = deque(maxlen=window)
+        # Unscaled values need no history: a state holds none, which keeps the checkpoint
+        # of a sensor fed to a level detector small.
+        self._buffer: deque[float] = deque(maxlen=0 if method == "none" else window)
 
     @property
     def _limit(self) -> float:
@@ -155,6 +157,8 @@ class RobustScaler:
         """Add ``x`` to the window; recompute the parameters if due."""
         self._buffer.append(float(x))
         self.n_seen += 1
+        if self.method == "none":
+            return
         if self.n_seen <= self.refresh_every or self.n_seen % self.refresh_every == 0:
             self.center, self.scale = robust_location_scale(
                 np.fromiter(self._buffer, np.float64), self.method
@@ -177,6 +181,9 @@ class RobustScaler:
         m = x.size
         if m == 0:
             return out
+        if self.method == "none":
+            self.n_seen += m
+            return x.copy()
         n0 = self.n_seen
         buffered = np.fromiter(self._buffer, np.float64)
         combined = np.concatenate([buffered, x])

@@ -94,3 +94,14 @@ def test_method_none_keeps_values_in_their_units_unclipped() -> None:
     pipe = SensorFeaturePipeline("s", cadence=60, difference=False, scaler_method="none")
     batch = pipe.update_many(np.arange(4) * 60.0, x)
     assert batch.values[:, 0].tolist() == x.tolist()
+
+
+def test_unscaled_values_keep_no_history() -> None:
+    # A level detector gets the values as they are: nothing to buffer, nothing to checkpoint.
+    sc = RobustScaler(window=256, method="none")
+    x = np.linspace(-5.0, 5.0, 1000)
+    np.testing.assert_array_equal(sc.update_many(x), x)
+    assert sc.update_one(7.5) == 7.5
+    state = sc.to_state()
+    assert state["buffer"] == [] and state["n_seen"] == 1001
+    assert RobustScaler.from_state(state).transform_one(-3.0) == -3.0
