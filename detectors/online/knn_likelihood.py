@@ -182,7 +182,9 @@ class KNNLikelihood(Detector):
     def _novelty(self, cur: np.ndarray, near: np.ndarray, axis: int | None = None) -> Any:
         """Distance of ``cur`` to ``near`` (per column with ``axis=0``), less the readings'
         precision, raised to ``power``."""
-        dist = np.sqrt(((cur - near) ** 2).sum(axis=axis))
+        # Readings near the float limit overflow to an infinite distance: maximal novelty.
+        with np.errstate(over="ignore"):
+            dist = np.sqrt(((cur - near) ** 2).sum(axis=axis))
         tol = self.resolution * float(np.abs(cur).max())
         return np.maximum(dist - tol, 0.0) ** self.power
 
