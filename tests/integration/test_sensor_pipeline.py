@@ -100,7 +100,9 @@ def test_sensor_events_reach_scores_alerts_deadletter_and_influx(pipeline: Any) 
     entity, first = anomalous[0]
     assert entity == spike_entity and spike_ts <= first <= spike_ts + 4 * 60
     assert set(scores[0]["features"]) == {"value", "hour_sin", "hour_cos", "dow_sin", "dow_cos"}
-    assert {sc["context"]["stationarity"] for sc in scores} == {"pending"}  # < 256 readings
+    # The default detector reads the level: no differencing, by configuration.
+    assert {sc["context"]["stationarity"] for sc in scores} == {"configured"}
+    assert not any(sc["context"]["differenced"] for sc in scores)
 
     # Alerts: one per episode, with a replay-stable id.
     alerts = [r.json() for r in read_topic(s, s.topics.alerts)]
