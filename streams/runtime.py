@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import os
 import signal
 import threading
@@ -35,6 +36,15 @@ class StreamWorker(Worker):
         self.spinner = None
         self.shutdown_timeout_s = shutdown_timeout_s
         self._deadline: threading.Timer | None = None
+
+    async def on_startup_finished(self) -> None:
+        await super().on_startup_finished()
+        # Everything alive now (modules, the app, recovered tables) lives as long as the
+        # process: frozen, full collections stop re-scanning it, which blocked the event
+        # loop for ~160 ms each under load.
+        gc.collect()
+        gc.freeze()
+        log.info("gc_frozen", objects=gc.get_freeze_count())
 
     def _schedule_shutdown(self, signal: signal.Signals) -> None:
         if self._deadline is None:
