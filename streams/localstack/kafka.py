@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import base64
+import logging
 import shutil
+import socket
 import subprocess
 import uuid
 from dataclasses import dataclass
@@ -13,7 +15,7 @@ import structlog
 from streams.localstack.process import ManagedProcess, port_is_open, wait_until
 from streams.settings import Settings
 
-__all__ = ["KafkaHealth", "LocalKafka", "kafka_health"]
+__all__ = ["KafkaHealth", "LocalKafka", "kafka_health", "unreachable"]
 
 log = structlog.get_logger(__name__)
 
@@ -71,8 +73,44 @@ class KafkaHealth:
     version: str | None = None
 
 
+def unreachable(bootstrap_servers: str, timeout_s: float = 2.0) -> str | None:
+    """Why no bootstrap server accepts a TCP connection, or None if one does.
+
+    kafka-python retries a refused bootstrap for ~30 s, logging each attempt; a closed
+    port is answered here in milliseconds instead.
+
+    >>> unreachable("127.0.0.1:1")
+    'nothing listening on 127.0.0.1:1 (connection refused)'
+    """
+    reasons = []
+    for server in bootstrap_servers.split(","):
+        host, _, port = server.strip().rpartition(":")
+        try:
+            with socket.create_connection((host.strip("[]"), int(port)), timeout=timeout_s):
+                return None
+        except ConnectionRefusedError:
+            reasons.append(f"nothing listening on {server.strip()} (connection refused)")
+        except (OSError, ValueError) as exc:
+            reasons.append(f"{server.strip()}: {exc}")
+    return "; ".join(reasons)
+
+
 def kafka_health(bootstrap_servers: str, installed_version: str | None = None) -> KafkaHealth:
     """An ApiVersions round trip through a real client, not just an open port."""
+    down = unreachable(bootstrap_servers)
+    if down is not None:
+        return KafkaHealth(False, down)
+    # The answer is the returned health; the client's own retry errors are noise here.
+    quiet = logging.getLogger("kafka")
+    level = quiet.level
+    quiet.setLevel(logging.CRITICAL)
+    try:
+        return _api_versions(bootstrap_servers, installed_version)
+    finally:
+        quiet.setLevel(level)
+
+
+def _api_versions(bootstrap_servers: str, installed_version: str | None) -> KafkaHealth:
     from kafka import KafkaAdminClient
     from kafka.errors import KafkaError
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+import pytest
+
 from streams.localstack.influxdb import _replace_lines
 from streams.localstack.process import ManagedProcess
 
@@ -43,3 +45,19 @@ def test_stale_pid_file_is_not_running(tmp_path: Path) -> None:
     proc = ManagedProcess("x", pid_file, tmp_path / "x.log")
     assert proc.pid() is None
     assert not proc.is_running()
+
+
+def test_status_of_a_stopped_broker_is_a_clear_sentence_not_client_noise(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    import socket
+
+    from streams.localstack.kafka import kafka_health
+
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    health = kafka_health(f"127.0.0.1:{port}")
+    assert not health.healthy
+    assert health.detail == f"nothing listening on 127.0.0.1:{port} (connection refused)"
+    assert not [r for r in caplog.records if r.name.startswith("kafka")]
