@@ -52,6 +52,9 @@ class DemoSummary:
     alerts: int = 0
     deadletters: int = 0
     deadletter_reasons: dict[str, int] = field(default_factory=dict)
+    conn_malformed_sent: int = 0
+    conn_deadletters: int = 0
+    conn_deadletter_reasons: dict[str, int] = field(default_factory=dict)
     influx_score_points: int = 0
     influx_alert_points: int = 0
     throughput_eps: float = 0.0
@@ -83,7 +86,7 @@ class DemoSummary:
             ),
             ("alerts in `alerts`", self.alerts),
             (
-                "dead letters in `deadletter`",
+                "dead letters in `deadletter` from `sensors`",
                 f"{self.deadletters} {dict(sorted(self.deadletter_reasons.items()))}",
             ),
             ("InfluxDB `score` points for this run's events", self.influx_score_points),
@@ -101,8 +104,14 @@ class DemoSummary:
                 f"{self.batch_capacity_eps:,.0f}",
             ),
             (
-                "connections sent / scored (of which bootstrap)",
-                f"{self.conn_events_sent} / {self.conn_scored_events} ({self.conn_bootstrap})",
+                "connections sent (+ malformed) / scored (of which bootstrap)",
+                f"{self.conn_events_sent} (+{self.conn_malformed_sent}) / "
+                f"{self.conn_scored_events} ({self.conn_bootstrap})",
+            ),
+            (
+                "dead letters in `deadletter` from `connections`",
+                f"{self.conn_deadletters} "
+                f"{dict(sorted(self.conn_deadletter_reasons.items()))}",
             ),
             (
                 "connection alerts (on an attacked host) / attacks injected",
@@ -291,6 +300,7 @@ def run_demo(
         conn_thread.join(duration_s + 60)
         summary.conn_events_sent = conn_result.get("events", 0)
         summary.conn_attacks_injected = conn_result.get("attacks_injected", 0)
+        summary.conn_malformed_sent = conn_result.get("malformed", 0)
         sim["conn_truth"] = str(conn_truth)
         with console.status("waiting for the worker to catch up…"):
             lags = [
@@ -410,9 +420,14 @@ def _fill_summary(
             settings, t.deadletter, start=starts[t.deadletter], stop=ends[t.deadletter]
         )
     ]
-    s.deadletters = len(dead)
     for d in dead:
-        s.deadletter_reasons[d["reason"]] = s.deadletter_reasons.get(d["reason"], 0) + 1
+        if d.get("source_topic") == t.connections:
+            s.conn_deadletters += 1
+            reasons = s.conn_deadletter_reasons
+        else:
+            s.deadletters += 1
+            reasons = s.deadletter_reasons
+        reasons[d["reason"]] = reasons.get(d["reason"], 0) + 1
     if len(scores) >= 2:
         span = (scores[-1].timestamp_ms - min(r.timestamp_ms for r in scores)) / 1000
         s.throughput_eps = len(scores) / max(span, 1e-3)
