@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated
 
@@ -44,6 +45,12 @@ def _settings() -> Settings:
     return settings
 
 
+def _step_printer(t0: float) -> Callable[[str], None]:
+    """One line per step with the elapsed time: it shows on a terminal, a log file and CI
+    alike (a spinner shows nothing off a terminal)."""
+    return lambda msg: console.print(f"[dim]{time.monotonic() - t0:6.1f}s[/] {msg}")
+
+
 @app.command()
 def install() -> None:
     """Fetch the Kafka jars and build influxd into the cache (first time only; up does it too)."""
@@ -52,11 +59,7 @@ def install() -> None:
     settings = _settings()
     stack = LocalStack(settings)
     t0 = time.monotonic()
-    with console.status(
-        "installing Kafka (Maven Central) and building influxd from its Go "
-        "module — the first run takes several minutes…"
-    ):
-        stack.install()
+    stack.install(progress=_step_printer(t0))
     console.print(f"Kafka {settings.kafka.version}: {stack.kafka.libs}")
     console.print(f"InfluxDB {settings.influx.version}: {stack.influx.binary}")
     console.print(f"[dim]{time.monotonic() - t0:.1f}s[/]")
@@ -70,13 +73,10 @@ def up() -> None:
     settings = _settings()
     stack = LocalStack(settings)
     t0 = time.monotonic()
-    with console.status(
-        "installing / starting the local stack (the first run builds influxd "
-        "from source: several minutes)…"
-    ):
-        stack.install()
-        started = stack.up()
-        created = create_topics(settings) if settings.kafka.manage_local else []
+    step = _step_printer(t0)
+    stack.install(progress=step)
+    started = stack.up(progress=step)
+    created = create_topics(settings) if settings.kafka.manage_local else []
     for name, now in started.items():
         console.print(f"{name}: {'started' if now else 'already running'}")
     if created:

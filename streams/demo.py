@@ -207,12 +207,13 @@ def run_demo(
 ) -> DemoSummary:
     console = console or Console()
     stack = LocalStack(settings)
-    with console.status(
-        "starting the local stack (first run installs Kafka and builds influxd — "
-        "that takes several minutes once)…"
-    ):
-        stack.install()
-        stack.up()
+    t0 = time.monotonic()
+
+    def step(msg: str) -> None:
+        console.print(f"[dim]{time.monotonic() - t0:6.1f}s[/] {msg}")
+
+    stack.install(progress=step)
+    stack.up(progress=step)
     status = stack.status()
     console.print(f"[green]Kafka[/] {status.kafka.version} — {status.kafka.detail}")
     console.print(f"[green]InfluxDB[/] {status.influx.version} — {status.influx.detail}")

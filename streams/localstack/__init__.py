@@ -6,6 +6,8 @@
 from __future__ import annotations
 
 import contextlib
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import structlog
@@ -113,19 +115,44 @@ class LocalStack:
         self.kafka = LocalKafka(settings)
         self.influx = LocalInfluxDB(settings)
 
-    def install(self) -> None:
-        if self.settings.kafka.manage_local:
+    def install(self, progress: Callable[[str], None] | None = None) -> None:
+        """Fetch Kafka's jars and build influxd, each only once (cached). ``progress`` gets
+        a line before and after each step that has work to do: on a log file or in CI a
+        spinner is silent, and the first build takes minutes."""
+        say = progress or (lambda _msg: None)
+        s = self.settings
+        if s.kafka.manage_local and not self.kafka.installed():
+            t0 = time.monotonic()
+            say(
+                f"installing Apache Kafka {s.kafka.version} from Maven Central "
+                f"(once; cached in {self.kafka.home})…"
+            )
             self.kafka.install()
-        if self.settings.influx.manage_local:
+            say(f"Kafka installed in {time.monotonic() - t0:.0f} s")
+        if s.influx.manage_local and not self.influx.installed():
+            t0 = time.monotonic()
+            say(
+                f"building influxd {s.influx.version} from its Go module (once, several "
+                f"minutes; build log: {self.influx.build_dir / 'build.log'})…"
+            )
             self.influx.install()
+            say(f"influxd built in {time.monotonic() - t0:.0f} s")
 
-    def up(self) -> dict[str, bool]:
+    def up(self, progress: Callable[[str], None] | None = None) -> dict[str, bool]:
         """Start what is configured as local and not yet running (a second call is a no-op)."""
+        say = progress or (lambda _msg: None)
         started = {"kafka": False, "influxdb": False}
-        if self.settings.kafka.manage_local:
-            started["kafka"] = self.kafka.start()
-        if self.settings.influx.manage_local:
-            started["influxdb"] = self.influx.start()
+        services: list[tuple[str, bool, LocalKafka | LocalInfluxDB]] = [
+            ("kafka", self.settings.kafka.manage_local, self.kafka),
+            ("influxdb", self.settings.influx.manage_local, self.influx),
+        ]
+        for name, local, service in services:
+            if not local or service.process.is_running():
+                continue
+            t0 = time.monotonic()
+            say(f"starting {name} (log: {service.process.log_file})…")
+            started[name] = service.start()
+            say(f"{name} ready in {time.monotonic() - t0:.0f} s")
         return started
 
     def down(self) -> dict[str, bool]:

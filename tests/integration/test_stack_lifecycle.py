@@ -37,6 +37,11 @@ def test_up_status_down_leaves_nothing_running(tmp_path: Path) -> None:
 
     up = cli("up")
     assert up.returncode == 0, up.stdout + up.stderr
+    # Captured output is not a terminal: each step still says what it does, and how long.
+    out = " ".join(up.stdout.split())
+    for service in ("kafka", "influxdb"):
+        assert f"starting {service} (log:" in out
+        assert f"{service} ready in" in out
     pids = [
         int((tmp_path / d / f).read_text())
         for d, f in (("kafka", "kafka.pid"), ("influxdb", "influxd.pid"))
