@@ -29,6 +29,7 @@ __all__ = [
     "InfluxSettings",
     "KafkaSettings",
     "LimitSettings",
+    "RegistrySettings",
     "SensorDetectorSettings",
     "Settings",
     "TopicSettings",
@@ -294,6 +295,37 @@ class WorkerSettings(BaseModel):
     )
 
 
+class RegistrySettings(BaseModel):
+    """The model registry of the retraining loop (MLflow; see docs/registry.md)."""
+
+    tracking_uri: str | None = Field(
+        None,
+        description="MLflow tracking URI of an existing server (e.g. http://mlflow:5000; "
+        "credentials from MLflow's own MLFLOW_TRACKING_USERNAME/PASSWORD/TOKEN variables). "
+        "Unset: an embedded registry, sqlite:///<state_dir>/mlflow/mlflow.db with artifacts "
+        "in <state_dir>/mlflow/artifacts, no server to start.",
+    )
+    experiment: str = Field(
+        "anomstream-registry",
+        description="MLflow experiment holding one registration run per candidate (its "
+        "metrics, parameters, lineage tags and artifact copy).",
+    )
+    promotion_metric: str = Field(
+        "average_precision",
+        description="Validation metric a candidate must not be worse on than the champion "
+        "to become champion (measured on recent clean data plus labelled incidents).",
+    )
+    higher_is_better: bool = Field(
+        True, description="Direction of promotion_metric (false for e.g. a false-alarm rate)."
+    )
+    tolerance: float = Field(
+        0.0,
+        ge=0.0,
+        description="Absolute slack of the promotion rule: with higher_is_better a candidate "
+        "passes when candidate >= champion - tolerance.",
+    )
+
+
 class Settings(BaseSettings):
     """Everything anomstream can be told. Build one with ``Settings()``."""
 
@@ -315,6 +347,7 @@ class Settings(BaseSettings):
     alerts: AlertSettings = Field(default_factory=AlertSettings)
     limits: LimitSettings = Field(default_factory=LimitSettings)
     worker: WorkerSettings = Field(default_factory=WorkerSettings)
+    registry: RegistrySettings = Field(default_factory=RegistrySettings)
 
     @classmethod
     def settings_customise_sources(
