@@ -5,9 +5,10 @@ from __future__ import annotations
 import json
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
@@ -16,7 +17,10 @@ from rich.table import Table
 from streams.logs import configure_logging
 from streams.settings import Settings
 
-__all__ = ["app", "main"]
+if TYPE_CHECKING:
+    from retrain.registry import ModelRegistry, VersionInfo
+
+__all__ = ["app", "main", "models_app", "publish_model_event"]
 
 app = typer.Typer(
     name="anomstream",
@@ -381,6 +385,212 @@ def alerts(
         pass
     finally:
         consumer.close()
+
+
+# -- models: the registry of the retraining loop ------------------------------------------------
+models_app = typer.Typer(
+    name="models",
+    help="The model registry (MLflow): list, show, promote and roll back detector versions; "
+    "alias 'champion' is the version workers run. See docs/registry.md.",
+    no_args_is_help=True,
+)
+app.add_typer(models_app, name="models")
+
+JsonOption = Annotated[bool, typer.Option("--json", help="print JSON instead of tables")]
+
+
+def _model_registry(settings: Settings) -> ModelRegistry:
+    # Imported here: retrain.registry pulls MLflow in lazily, but even its module is not
+    # needed by the other commands.
+    from retrain.registry import ModelRegistry, PromotionRule
+
+    reg = settings.registry
+    return ModelRegistry.open(
+        reg.tracking_uri,
+        settings.state_dir,
+        experiment=reg.experiment,
+        rule=PromotionRule(reg.promotion_metric, reg.higher_is_better, reg.tolerance),
+    )
+
+
+@contextmanager
+def _registry_errors() -> Iterator[None]:
+    """Registry refusals (unknown model, nothing to roll back to) as one red line, exit 2."""
+    from retrain.registry import RegistryError
+
+    try:
+        yield
+    except RegistryError as exc:
+        err.print(f"[red]models:[/] {exc}", highlight=False)
+        raise typer.Exit(2) from None
+    except Exception as exc:
+        # MLflow's own errors (a server that refuses, a bad URI) carry their message; the
+        # traceback adds nothing for an operator.
+        if type(exc).__module__.startswith("mlflow"):
+            err.print(f"[red]models (MLflow):[/] {exc}", highlight=False)
+            raise typer.Exit(2) from None
+        raise
+
+
+def publish_model_event(settings: Settings, event: dict[str, Any]) -> bool:
+    """Send a ``promoted`` / ``rolled_back`` record to the ``model-events`` topic.
+
+    HOOK, not wired yet (the lead engineer's part): produce ``json.dumps(event)`` to
+    ``settings.topics.model_events`` with key ``event["model"]`` (and, per DESIGN.md, a
+    ``model`` point to InfluxDB), then return True. Until then nothing is sent and the
+    commands report ``"published": false``; the registry change itself is already durable.
+    """
+    return False
+
+
+def _print_json(obj: Any) -> None:
+    # Plain stdout, not rich: scripts parse it, and rich would wrap long strings.
+    typer.echo(json.dumps(obj, indent=2, default=str))
+
+
+def _short_time(value: str | None) -> str:
+    """``2026-01-01T00:00:00+00:00`` → ``2026-01-01 00:00`` (tables are narrow; --json has
+    the full value)."""
+    if not value:
+        return "?"
+    text = value.replace("T", " ")
+    return text[:16] if len(text) >= 16 and text[10] == " " else text
+
+
+def _versions_table(versions: list[VersionInfo], metric: str) -> Table:
+    table = Table(show_header=True, title="registered detector versions")
+    table.add_column("model")
+    table.add_column("ver", justify="right", no_wrap=True)
+    table.add_column("aliases")
+    table.add_column("detector")
+    table.add_column("trained on")
+    table.add_column(metric, justify="right")
+    table.add_column("registered")
+    for v in versions:
+        value = v.metrics.get(metric)
+        table.add_row(
+            v.model,
+            v.version,
+            ", ".join(v.aliases) or "-",
+            v.detector or "-",
+            f"{_short_time(v.data_start)} → {_short_time(v.data_end)}",
+            "-" if value is None else f"{value:.4g}",
+            _short_time(v.created),
+        )
+    return table
+
+
+@models_app.command("list")
+def models_list(
+    model: Annotated[str | None, typer.Argument(help="one registered model (default: all)")] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Every registered version, newest first: aliases, training range, promotion metric."""
+    settings = _settings()
+    with _registry_errors():
+        versions = _model_registry(settings).list_versions(model)
+    if as_json:
+        _print_json([v.to_dict() for v in versions])
+        return
+    if not versions:
+        console.print("no registered models" if model is None else f"{model}: no versions")
+        return
+    console.print(_versions_table(versions, settings.registry.promotion_metric))
+
+
+@models_app.command("show")
+def models_show(
+    model: Annotated[str, typer.Argument(help="registered model name")],
+    version: Annotated[str, typer.Argument(help="version number or alias (e.g. champion)")],
+    as_json: JsonOption = False,
+) -> None:
+    """One version: lineage, metrics, parameters and the sha256 of every file."""
+    settings = _settings()
+    with _registry_errors():
+        info = _model_registry(settings).show(model, version)
+    if as_json:
+        _print_json(info.to_dict())
+        return
+    head = Table(show_header=False, title=f"{info.model} version {info.version}")
+    head.add_column("field", style="bold")
+    head.add_column("value", overflow="fold")
+    for key, value in (
+        ("aliases", ", ".join(info.aliases) or "-"),
+        ("detector", info.detector or "-"),
+        ("trained on", f"{info.data_start or '?'} .. {info.data_end or '?'}"),
+        ("created", info.created or "-"),
+        ("status", info.status),
+        ("description", info.description or "-"),
+        ("source", info.source),
+        ("run", info.run_id or "-"),
+    ):
+        head.add_row(key, value)
+    console.print(head)
+    for title, rows in (
+        ("metrics", {k: f"{v:.6g}" for k, v in sorted(info.metrics.items())}),
+        ("parameters", dict(sorted(info.params.items()))),
+        ("sha256 (checked before loading)", dict(sorted(info.sha256.items()))),
+        ("tags", dict(sorted(info.tags.items()))),
+    ):
+        if not rows:
+            continue
+        table = Table(show_header=False, title=title)
+        table.add_column("name", style="bold")
+        table.add_column("value", overflow="fold")
+        for key, value in rows.items():
+            table.add_row(key, value)
+        console.print(table)
+
+
+@models_app.command("promote")
+def models_promote(
+    model: Annotated[str, typer.Argument(help="registered model name")],
+    version: Annotated[str, typer.Argument(help="candidate version number")],
+    force: Annotated[
+        bool, typer.Option("--force", help="move champion even if the rule says worse")
+    ] = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Make VERSION the champion if not worse on the promotion metric (exit 1 if rejected)."""
+    settings = _settings()
+    with _registry_errors():
+        decision = _model_registry(settings).promote(model, version, force=force)
+    event = decision.event()
+    published = publish_model_event(settings, event) if event is not None else False
+    if as_json:
+        _print_json({**decision.to_dict(), "event": event, "published": published})
+    else:
+        colour = {"promoted": "green", "rejected": "red", "unchanged": "yellow"}[decision.status]
+        console.print(
+            f"[{colour}]{decision.status}[/]: {model} version {decision.version} — "
+            f"{decision.reason}",
+            highlight=False,
+        )
+        if decision.promoted:
+            console.print(f"champion: {decision.previous_champion or '-'} → {decision.version}")
+    if decision.status == "rejected":
+        raise typer.Exit(1)
+
+
+@models_app.command("rollback")
+def models_rollback(
+    model: Annotated[str, typer.Argument(help="registered model name")],
+    as_json: JsonOption = False,
+) -> None:
+    """Move champion back to the version that held it before the current one."""
+    settings = _settings()
+    with _registry_errors():
+        result = _model_registry(settings).rollback(model)
+    event = result.event()
+    published = publish_model_event(settings, event)
+    if as_json:
+        _print_json({**result.to_dict(), "event": event, "published": published})
+    else:
+        console.print(
+            f"[green]rolled back[/]: {model} champion {result.from_version} → "
+            f"{result.to_version}",
+            highlight=False,
+        )
 
 
 _register_evaluate()

@@ -5,12 +5,14 @@ Detectors are real ones saved with ``Detector.save``; nothing of MLflow is mocke
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
+from typer.testing import CliRunner
 
 from detectors.base import Detector
 from detectors.online import RobustZScore
@@ -23,6 +25,7 @@ from retrain.registry import (
     RegistryError,
     slice_evaluator,
 )
+from streams.cli import app
 
 RANGE = ("2026-03-01T00:00:00+00:00", "2026-03-08T00:00:00+00:00")
 
@@ -228,6 +231,56 @@ def test_refusals_are_clear(
         registry.load("sensors")
     with pytest.raises(RegistryError, match="no champion to roll back"):
         registry.rollback("sensors")
+
+
+def test_the_models_commands(
+    registry: ModelRegistry, state_dir: Path, tmp_path: Path, rng: np.random.Generator
+) -> None:
+    for ap in (0.8, 0.7):
+        registry.register_candidate(
+            "sensors", saved_zscore(tmp_path / f"m{ap}", rng), {"average_precision": ap}
+        )
+    runner = CliRunner()
+    env = {"ANOMSTREAM_STATE_DIR": str(state_dir)}
+
+    def run(*args: str, code: int = 0) -> str:
+        result = runner.invoke(app, ["models", *args], env=env)
+        assert result.exit_code == code, result.output
+        return result.stdout
+
+    listed = json.loads(run("list", "--json"))
+    assert [(v["model"], v["version"]) for v in listed] == [("sensors", "2"), ("sensors", "1")]
+    assert listed[1]["metrics"] == {"average_precision": 0.8}
+    assert "registered detector versions" in run("list", "sensors")
+
+    shown = json.loads(run("show", "sensors", "1", "--json"))
+    assert shown["detector"] == "robust_zscore" and "manifest.json" in shown["sha256"]
+    assert "sha256 (checked before loading)" in run("show", "sensors", "1")
+
+    promoted = json.loads(run("promote", "sensors", "1", "--json"))
+    assert promoted["status"] == "promoted" and promoted["event"]["event"] == "promoted"
+    assert promoted["published"] is False  # the model-events hook is not wired yet
+
+    rejected = json.loads(run("promote", "sensors", "2", "--json", code=1))
+    assert rejected["status"] == "rejected" and rejected["event"] is None
+    assert "rejected" in run("promote", "sensors", "2", code=1)
+
+    forced = json.loads(run("promote", "sensors", "2", "--force", "--json"))
+    assert forced["forced"] and forced["previous_champion"] == "1"
+
+    rolled = json.loads(run("rollback", "sensors", "--json"))
+    assert (rolled["from_version"], rolled["to_version"]) == ("2", "1")
+    assert rolled["event"]["event"] == "rolled_back"
+    assert json.loads(run("show", "sensors", "champion", "--json"))["version"] == "1"
+
+    assert "no earlier champion" in " ".join(
+        runner.invoke(app, ["models", "rollback", "sensors"], env=env).output.split())
+    assert runner.invoke(app, ["models", "show", "nope", "1"], env=env).exit_code == 2
+
+    # The rule comes from the settings.
+    lenient = {**env, "ANOMSTREAM_REGISTRY__TOLERANCE": "0.2"}
+    result = runner.invoke(app, ["models", "promote", "sensors", "2", "--json"], env=lenient)
+    assert result.exit_code == 0 and json.loads(result.stdout)["rule"]["tolerance"] == 0.2
 
 
 def test_the_embedded_registry_sends_no_telemetry(registry: ModelRegistry) -> None:

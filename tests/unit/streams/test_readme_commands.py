@@ -23,6 +23,12 @@ def readme_cli_commands() -> list[str]:
     return re.findall(r"^\| `([a-z][a-z-]*)[ `]", section, flags=re.MULTILINE)
 
 
+def readme_cli_subcommands() -> list[tuple[str, str]]:
+    """``(group, command)`` of rows naming a sub-command (``| `models list …` | … |``)."""
+    section = README.split("## Commands", 1)[1].split("\n## ", 1)[0]
+    return re.findall(r"^\| `([a-z][a-z-]*) ([a-z][a-z-]*)[ `]", section, flags=re.MULTILINE)
+
+
 def readme_make_targets() -> list[str]:
     return sorted(set(re.findall(r"(?:^|`)make ([a-z][a-z-]*)", README, flags=re.MULTILINE)))
 
@@ -33,8 +39,11 @@ def readme_scripts() -> list[str]:
 
 def test_the_readme_names_the_commands_we_expect() -> None:
     # Guards the parsing below: an empty list would make the other tests vacuous.
-    assert {"install", "up", "worker", "replay", "features", "evaluate", "demo"} <= set(
+    assert {"install", "up", "worker", "replay", "features", "evaluate", "demo", "models"} <= set(
         readme_cli_commands()
+    )
+    assert {("models", "list"), ("models", "promote"), ("models", "rollback")} <= set(
+        readme_cli_subcommands()
     )
     assert {"demo", "test"} <= set(readme_make_targets())
     assert len(readme_scripts()) >= 3
@@ -45,6 +54,13 @@ def test_every_readme_command_answers_help(command: str) -> None:
     result = CliRunner().invoke(app, [command, "--help"])
     assert result.exit_code == 0, result.output
     assert f"anomstream {command}" in " ".join(result.output.split())
+
+
+@pytest.mark.parametrize(("group", "command"), readme_cli_subcommands())
+def test_every_readme_subcommand_answers_help(group: str, command: str) -> None:
+    result = CliRunner().invoke(app, [group, command, "--help"])
+    assert result.exit_code == 0, result.output
+    assert f"anomstream {group} {command}" in " ".join(result.output.split())
 
 
 @pytest.mark.parametrize("target", readme_make_targets())
