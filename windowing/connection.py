@@ -287,6 +287,9 @@ class ConnectionFeaturePipeline:
         unclipped = scaler.scale(transformed)[0]
         fields = tuple(f for f, o in zip(NUMERIC_FIELDS, outside[0], strict=True) if o)
         meta: dict[str, Any] = {
+            # The unscaled numeric fields, traffic included: a served model scales them
+            # with its own training bounds (``transform_fields``).
+            "numeric": raw[0],
             "traffic": traffic_source,
             "out_of_range": bool(fields),
             "n_out_of_range": len(fields),
@@ -299,6 +302,39 @@ class ConnectionFeaturePipeline:
         }
         entity = event.src_host or event.dst_host or "connections"
         return FeatureVector(entity, event.timestamp, np.concatenate(parts), self.names, meta)
+
+    def numeric_fields(self, frame: pd.DataFrame) -> np.ndarray:
+        """The unscaled ``NUMERIC_FIELDS`` of KDD-format rows, or of raw connections (their
+        traffic fields derived in row order, on a scratch extractor: this pipeline's own
+        windows are not touched). Needs no fitting."""
+        return self._numeric_frame(frame, TrafficFeatureExtractor(self.horizon_s, self.last_n))
+
+    def transform_fields(
+        self, numeric: np.ndarray, categories: Sequence[Mapping[str, str]]
+    ) -> np.ndarray:
+        """Features of events already reduced to their numeric fields (``NUMERIC_FIELDS``
+        order, unscaled, traffic included, as ``update_one`` puts in ``meta["numeric"]``)
+        and their categories: this pipeline's bounds and vocabulary, no traffic windows
+        moved, no calendar columns. Values are scaled but not clipped to [0, 1]: how far
+        beyond its training range a value lies is what a detector needs to see.
+
+        >>> train = pd.DataFrame({name: [0.0, 10.0] for name in NUMERIC_FIELDS})
+        >>> train = train.assign(protocol_type=["tcp", "udp"], service=["http", "ftp"],
+        ...                      flag=["SF", "S0"])
+        >>> pipe = ConnectionFeaturePipeline(log_fields=()).fit(train)
+        >>> X = pipe.transform_fields(np.full((1, len(NUMERIC_FIELDS)), 5.0),
+        ...                           [{"protocol_type": "tcp", "service": "ftp", "flag": "S0"}])
+        >>> X.shape == (1, len(pipe.names)), float(X[0, 0])
+        (True, 0.5)
+        """
+        scaler, encoder = self._check_fitted()
+        if self.calendar is not None:
+            raise ValueError("transform_fields has no event times: fit without tz")
+        numeric = np.asarray(numeric, dtype=np.float64).reshape(len(categories), -1)
+        scaled = scaler.scale(self._transform_numeric(numeric))
+        onehot = np.vstack([encoder.transform_one(c) for c in categories]) if categories else (
+            np.empty((0, len(encoder.names))))
+        return np.hstack([scaled, onehot])
 
     # -- many events ------------------------------------------------------------------------
     def update_many(self, frame: pd.DataFrame) -> FeatureBatch:
