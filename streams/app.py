@@ -22,6 +22,7 @@ import faust
 import structlog
 from faust.streams import _current_event
 
+from retrain.served import ServedConnectionModel
 from streams.connection_scoring import (
     ConnectionModelConfig,
     ConnectionScorer,
@@ -76,6 +77,9 @@ class Pipeline:
     connection_state: faust.Table | None = None
     #: Largest record published; lowered at start-up to the output topics' real limit.
     max_message_bytes: int = 1_000_000
+    #: The trained connection model serving now; read once per micro-batch, so replacing
+    #: it swaps models between batches.
+    served_connections: ServedConnectionModel | None = None
     #: Live per-entity states by agent name (for the pipeline measurement and tests).
     live: dict[str, LiveStates[Any, Any]] = field(default_factory=dict)
 
@@ -197,6 +201,13 @@ def create_app(settings: Settings | None = None) -> Pipeline:
     # reason, not inside an agent at the first event.
     make_sensor_detector(model_config, ["value_z"])
     make_connection_detector(None, conn_config)
+    model_path = settings.connection_detector.model_path
+    if model_path is not None:
+        # A model that is missing or fails its checksums stops the start-up with the
+        # reason: serving without it would publish scores that do not say so.
+        pipe.served_connections = ServedConnectionModel.load(model_path)
+        log.info("served_model_loaded", version=pipe.served_connections.version,
+                 path=str(model_path))
     conn_policy = AlertPolicy(
         threshold=settings.alerts.connections_threshold,
         warmup=settings.connection_detector.warmup,
@@ -216,7 +227,13 @@ def create_app(settings: Settings | None = None) -> Pipeline:
             worker_name,
             scorers,
             score=lambda recs: score_connection_batch(
-                recs, scorers, conn_policy, conn_config, restore=restore, limits=limits
+                recs,
+                scorers,
+                conn_policy,
+                conn_config,
+                restore=restore,
+                limits=limits,
+                served=pipe.served_connections,
             ),
             table=connection_state,
             table_key=_partition_key,

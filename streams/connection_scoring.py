@@ -68,6 +68,7 @@ import structlog
 from detectors import create as create_detector
 from detectors.ensemble import Ensemble, connection_ensemble
 from detectors.explain import top_k_contributions
+from retrain.served import ServedConnectionModel, Verdict
 from streams.scoring import (
     AlertPolicy,
     BatchResult,
@@ -296,6 +297,9 @@ class ConnectionScorer:
     n_learned: int = 0
     n_calibrated: int = 0
     position: tuple[int, int] | None = None
+    #: The trained model serving alongside the online members for the current batch
+    #: (never checkpointed: the worker sets it from its model slot before each batch).
+    served: ServedConnectionModel | None = None
     # In memory only: lost on a restart during bootstrap, which then simply starts over.
     _bootstrap: list[ConnectionEvent] = field(default_factory=list)
     _index: dict[str, int] = field(default_factory=dict)
@@ -340,6 +344,7 @@ class ConnectionScorer:
             except Exception as exc:
                 out.dead.append(internal_error(record, exc, "featurisation"))
             self.position = (record.partition, record.offset)
+        served = self._served_scores(pending)
         step = max(1, self.config.chunk)
         for lo in range(0, len(pending), step):
             chunk = pending[lo : lo + step]
@@ -366,8 +371,11 @@ class ConnectionScorer:
                 try:
                     if not np.isfinite(scores[i]):
                         raise FloatingPointError(f"score {scores[i]}")
+                    model = None if served is None else served[lo + i]
                     out.scored.append(
-                        self._event(fv, ev, record, float(scores[i]), members[i], policy, x)
+                        self._event(
+                            fv, ev, record, float(scores[i]), members[i], policy, x, model
+                        )
                     )
                     ok[i] = True
                 except Exception as exc:
@@ -382,6 +390,29 @@ class ConnectionScorer:
                     log.error("learn_failed", rows=int(ok.sum()), error=repr(exc)[:1000])
             self._forget_quiet_hosts(chunk[-1][2].timestamp)
         return out
+
+    def _served_scores(
+        self, pending: Sequence[tuple[FeatureVector, np.ndarray, ConnectionEvent, RawRecord]]
+    ) -> list[tuple[float, Verdict | None]] | None:
+        """The served model's calibrated score and verdict of every pending connection, in
+        one batched pass; None without a model, or if it fails (logged: the online members
+        still score the batch, as before a model existed)."""
+        model = self.served
+        if model is None or not pending:
+            return None
+        try:
+            numeric = np.vstack([fv.meta["numeric"] for fv, _, _, _ in pending])
+            cats = [
+                {"protocol_type": ev.protocol_type, "service": ev.service, "flag": ev.flag}
+                for _, _, ev, _ in pending
+            ]
+            X = model.features(numeric, cats)
+            p = model.score(X)
+            verdicts = model.verdicts(X) or [None] * len(pending)
+        except Exception as exc:
+            log.error("served_model_failed", version=model.version, error=repr(exc)[:1000])
+            return None
+        return [(float(s), v) for s, v in zip(p, verdicts, strict=True)]
 
     def _under_alert(self, entity: str) -> bool:
         tracker = self.episodes.get(entity)
@@ -472,10 +503,20 @@ class ConnectionScorer:
         member_scores: np.ndarray,
         policy: AlertPolicy,
         x: np.ndarray,
+        served: tuple[float, Verdict | None] | None = None,
     ) -> ScoredEvent:
         warm = self.n_scored >= policy.warmup
         self.n_scored += 1
         entity = _entity(ev)
+        online = score
+        members = member_surprises(self.detector, member_scores)
+        model_version = "online"
+        verdict = None
+        if served is not None and self.served is not None:
+            score = combine_with_served(online, served[0])
+            members[f"model:{self.served.trained.get('detector')}"] = surprise(served[0])
+            model_version = self.served.version
+            verdict = None if served[1] is None else served[1].to_json()
         is_anomaly = warm and score >= policy.threshold
         evidence = self._evidence(entity, ev.timestamp, is_anomaly)
         alerting = is_anomaly and evidence >= self.config.evidence_k
@@ -493,10 +534,12 @@ class ConnectionScorer:
             "service": ev.service,
             "flag": ev.flag,
             "traffic": fv.meta.get("traffic"),
-            "members": member_surprises(self.detector, member_scores),
+            "members": members,
             "evidence": evidence,
             "out_of_range_fields": list(fv.meta.get("out_of_range_fields", ())),
         }
+        if verdict is not None:
+            context["verdict"] = verdict
         alert = None
         if opened and alert_id is not None:
             alert = new_alert(
@@ -505,11 +548,7 @@ class ConnectionScorer:
                 entity,
                 score,
                 policy,
-                detectors=alarmed_members(
-                    self.detector,  # type: ignore[arg-type]
-                    member_scores,
-                    policy.threshold,
-                ),
+                detectors=self._alarmed(member_scores, served, policy.threshold),
                 features=self._top_features(x),
                 timestamp=ev.timestamp,
                 record=record,
@@ -521,6 +560,8 @@ class ConnectionScorer:
                 service=ev.service,
                 flag=ev.flag,
             )
+            if verdict is not None:
+                alert["verdict"] = verdict
         values = fv.values.tolist()
         return ScoredEvent(
             source=SOURCE_CONNECTIONS,
@@ -532,7 +573,7 @@ class ConnectionScorer:
             threshold=policy.threshold,
             is_anomaly=is_anomaly,
             detector=self.config.detector,
-            model_version="online",
+            model_version=model_version,
             # The traffic and size features explain connections; the one-hot columns are
             # implied by service/flag in the context. (Finite floats: no jsonable needed.)
             features={n: values[i] for i, n in self._named},
@@ -540,6 +581,20 @@ class ConnectionScorer:
             record=record,
             alert=alert,
         )
+
+    def _alarmed(
+        self,
+        member_scores: np.ndarray,
+        served: tuple[float, Verdict | None] | None,
+        threshold: float,
+    ) -> list[str]:
+        """:func:`alarmed_members` over the online members and the served model."""
+        if served is None or self.served is None:
+            return alarmed_members(self.detector, member_scores, threshold)  # type: ignore[arg-type]
+        names = [*self.detector.member_names_, f"model:{self.served.trained.get('detector')}"]  # type: ignore[union-attr]
+        scores = [*map(float, member_scores), served[0]]
+        order = sorted(range(len(names)), key=lambda i: -scores[i])
+        return [names[i] for i in order if scores[i] >= threshold] or [names[order[0]]]
 
     def _top_features(self, x: np.ndarray) -> list[dict[str, Any]]:
         """The most surprising features, most surprising first: ``contribution`` in nats,
@@ -607,6 +662,20 @@ class ConnectionScorer:
         )
 
 
+def combine_with_served(online: float, served: float) -> float:
+    """The score of a connection judged by the online members and a served model: the
+    smaller tail probability, Bonferroni-corrected for two looks (a tail probability
+    still, so the alert threshold keeps its meaning).
+
+    >>> round(combine_with_served(0.9, 0.9999), 6)
+    0.9998
+    >>> combine_with_served(0.2, 0.1)
+    0.0
+    """
+    p = min(1.0, 2.0 * min(1.0 - online, 1.0 - served))
+    return 1.0 - p
+
+
 def score_connection_batch(
     records: Iterable[RawRecord],
     scorers: MutableMapping[int, ConnectionScorer],
@@ -615,12 +684,17 @@ def score_connection_batch(
     *,
     restore: Callable[[int], ConnectionScorer | None] | None = None,
     limits: InputLimits | None = None,
+    served: ServedConnectionModel | None = None,
 ) -> BatchResult:
     """Validate, featurise and score a micro-batch; one scorer per input partition.
 
     A partition not in ``scorers`` is restored with ``restore(partition)`` or starts
     fresh. A partition whose scoring raises takes only its own connections to the dead
     letters (``internal_error``) and is restored from its last checkpoint next time.
+    With a ``served`` model, every connection of the batch is also scored by it (one
+    batched pass per partition), the two scores are combined by
+    :func:`combine_with_served`, and the records name the model's version; the model is
+    the same for the whole batch, so a model swap falls between batches.
     """
     config = config or ConnectionModelConfig()
     per_partition, dead = validate_batch(
@@ -629,7 +703,21 @@ def score_connection_batch(
         lambda _, record: record.partition,
     )
     out = BatchResult(dead=dead)
+
+    def serving(scorer: ConnectionScorer | None) -> ConnectionScorer | None:
+        if scorer is not None:
+            scorer.served = served
+        return scorer
+
+    # Only this batch's partitions: iterating all live states would reorder their LRU.
+    for partition in per_partition:
+        serving(scorers.get(partition))
     score_groups(
-        per_partition, scorers, policy, out, new=lambda _: ConnectionScorer(config), restore=restore
+        per_partition,
+        scorers,
+        policy,
+        out,
+        new=lambda _: serving(ConnectionScorer(config)),  # type: ignore[arg-type,return-value]
+        restore=None if restore is None else (lambda key: serving(restore(key))),
     )
     return out

@@ -176,6 +176,12 @@ class ConnectionDetectorSettings(BaseModel):
     )
     warmup: int = Field(200, description="Scored connections per partition before alerts.")
     top_k: int = Field(3, description="Contributing features carried in an alert.")
+    model_path: Path | None = Field(
+        None,
+        description="Folder of a trained connection model (`anomstream train`) that scores "
+        "every connection alongside the online members (Bonferroni-combined; records name "
+        "its version; a classifier's verdict rides on alerts). Unset: online members only.",
+    )
 
 
 class LimitSettings(BaseModel):
