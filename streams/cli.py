@@ -141,7 +141,9 @@ def worker() -> None:
     settings = _settings()
     try:
         pipe = create_app(settings)
-    except (KeyError, ValueError) as exc:  # a detector name that cannot run in the stream
+    except (KeyError, ValueError, OSError) as exc:
+        # A detector name that cannot run in the stream, or a model folder that is missing
+        # or fails its checksums.
         err.print(f"[red]worker not started:[/red] {str(exc).strip(chr(34))}")
         raise typer.Exit(2) from None
     w = StreamWorker(
@@ -358,6 +360,81 @@ def bench(
 
 
 @app.command()
+def train(
+    path: Annotated[
+        Path | None,
+        typer.Argument(help="labelled connections: a KDD Cup 99 file (gzip or plain)"),
+    ] = None,
+    detector: Annotated[
+        str, typer.Option(help="registered detector to train (a classifier over known "
+                          "classes, open_set_classifier, also gives verdicts)")
+    ] = "marginal_tail",
+    param: Annotated[
+        list[str] | None,
+        typer.Option("--param", "-p", help="Detector parameter KEY=VALUE (repeat)."),
+    ] = None,
+    simulated: Annotated[
+        int, typer.Option(help="train on this many simulated connections instead of PATH")
+    ] = 0,
+    nrows: Annotated[int | None, typer.Option(help="read only the first N rows of PATH")] = None,
+    out: Annotated[
+        Path | None, typer.Option(help="model folder (default: under the state dir)")
+    ] = None,
+    register: Annotated[
+        bool, typer.Option("--register", help="register it as a candidate in the registry")
+    ] = False,
+    seed: Annotated[int, typer.Option(help="random seed")] = 0,
+) -> None:
+    """Train a connection model for the connection agent to serve (set
+    ANOMSTREAM_CONNECTION_DETECTOR__MODEL_PATH to the folder it prints)."""
+    import pandas as pd
+
+    from evaluation.cli import parse_params
+    from retrain.served import train_connection_model
+    from streams.simulator import ConnectionSimulator
+    from windowing.readers import read_kdd
+
+    settings = _settings()
+    if (path is None) == (simulated <= 0):
+        err.print("[red]train:[/] give a KDD file, or --simulated N (not both)")
+        raise typer.Exit(2)
+    t0 = time.monotonic()
+    step = _step_printer(t0)
+    if path is not None:
+        step(f"reading {path}")
+        frame = read_kdd(path, nrows=nrows)
+        source = str(path)
+    else:
+        sim = ConnectionSimulator(start=time.time() - simulated / 100, seed=seed, rate=100.0)
+        events = list(sim.events(simulated))
+        frame = pd.DataFrame([e for e, _ in events]).assign(label=[lab for _, lab in events])
+        source = f"simulated:{simulated}:seed{seed}"
+    counts = frame["label"].value_counts()
+    step(f"{len(frame):,} connections, {counts.get('normal', 0):,} normal, "
+         f"{len(counts) - ('normal' in counts)} attack classes")
+    try:
+        model = train_connection_model(
+            frame, detector, parse_params(param), seed=seed, progress=step
+        )
+    except (KeyError, ValueError) as exc:
+        err.print(f"[red]train:[/] {str(exc).strip(chr(34))}")
+        raise typer.Exit(2) from None
+    folder = out or settings.state_dir / "models" / "connections" / model.version
+    model.save(folder)
+    step(f"saved {model.version} to {folder}")
+    typer.echo(f"serve it: ANOMSTREAM_CONNECTION_DETECTOR__MODEL_PATH={folder}")
+    if register:
+        with _registry_errors():
+            version = _model_registry(settings).register_candidate(
+                "connections",
+                folder,
+                metrics={},
+                params={**model.trained, "source": source},
+            )
+        step(f"registered as version {version} of 'connections'")
+
+
+@app.command()
 def alerts(
     from_beginning: Annotated[bool, typer.Option("--from-beginning")] = False,
     follow: Annotated[bool, typer.Option("--follow/--no-follow")] = True,
@@ -433,14 +510,33 @@ def _registry_errors() -> Iterator[None]:
 
 
 def publish_model_event(settings: Settings, event: dict[str, Any]) -> bool:
-    """Send a ``promoted`` / ``rolled_back`` record to the ``model-events`` topic.
+    """Send a ``promoted`` / ``rolled_back`` / ``trained`` record to the ``model-events``
+    topic, keyed by the model's name; False (and a warning) if the broker cannot be
+    reached: the registry change itself is already durable."""
+    from kafka import KafkaProducer
+    from kafka.errors import KafkaError
 
-    HOOK, not wired yet (the lead engineer's part): produce ``json.dumps(event)`` to
-    ``settings.topics.model_events`` with key ``event["model"]`` (and, per DESIGN.md, a
-    ``model`` point to InfluxDB), then return True. Until then nothing is sent and the
-    commands report ``"published": false``; the registry change itself is already durable.
-    """
-    return False
+    from streams.localstack.kafka import unreachable
+
+    servers = settings.kafka.bootstrap_servers
+    down = unreachable(servers)
+    if down is not None:
+        err.print(f"[yellow]model event not published:[/] {down}", highlight=False)
+        return False
+    try:
+        producer = KafkaProducer(bootstrap_servers=servers, acks="all", client_id="anomstream-cli")
+        try:
+            producer.send(
+                settings.topics.model_events,
+                key=str(event.get("model", "")).encode(),
+                value=json.dumps(event, default=str).encode(),
+            ).get(timeout=30)
+        finally:
+            producer.close()
+    except KafkaError as exc:
+        err.print(f"[yellow]model event not published:[/] {exc}", highlight=False)
+        return False
+    return True
 
 
 def _print_json(obj: Any) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import socket
 from pathlib import Path
 
 import numpy as np
@@ -241,7 +242,12 @@ def test_the_models_commands(
             "sensors", saved_zscore(tmp_path / f"m{ap}", rng), {"average_precision": ap}
         )
     runner = CliRunner()
-    env = {"ANOMSTREAM_STATE_DIR": str(state_dir)}
+    # No broker in unit tests: a port nothing listens on, so publishing fails fast and
+    # says so (the integration tests publish to a real one).
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        closed = probe.getsockname()[1]
+    env = {"ANOMSTREAM_STATE_DIR": str(state_dir), "ANOMSTREAM_KAFKA__PORT": str(closed)}
 
     def run(*args: str, code: int = 0) -> str:
         result = runner.invoke(app, ["models", *args], env=env)
@@ -259,7 +265,7 @@ def test_the_models_commands(
 
     promoted = json.loads(run("promote", "sensors", "1", "--json"))
     assert promoted["status"] == "promoted" and promoted["event"]["event"] == "promoted"
-    assert promoted["published"] is False  # the model-events hook is not wired yet
+    assert promoted["published"] is False  # the broker is unreachable, and it says so
 
     rejected = json.loads(run("promote", "sensors", "2", "--json", code=1))
     assert rejected["status"] == "rejected" and rejected["event"] is None
