@@ -2,6 +2,7 @@
 
 from detectors.deep.autoencoder import Autoencoder
 from detectors.deep.base import TorchDetector, resolve_device
+from detectors.deep.bigan import BiGAN
 from detectors.deep.clustered_ae import ClusteredAutoencoder
 from detectors.deep.novelty_ae import NoveltyAutoencoder
 from detectors.deep.seq2seq import Seq2SeqLSTM
@@ -10,6 +11,7 @@ from detectors.deep.vae import VAE
 __all__ = [
     "VAE",
     "Autoencoder",
+    "BiGAN",
     "ClusteredAutoencoder",
     "NoveltyAutoencoder",
     "Seq2SeqLSTM",

@@ -86,27 +86,39 @@ class TorchDetector(Detector):
     def _seed(self) -> int:
         return 0 if self.random_state is None else int(self.random_state)
 
-    def _train(self, module: Any, Z: np.ndarray, epochs: int | None = None,
-               desc: str | None = None) -> dict[str, Any]:
-        """Train ``module`` in place on standardised ``Z``; returns the loss history."""
+    def _split(self, Z: np.ndarray, gen: Any, device: str) -> tuple[Any, Any]:
+        """Seeded training / validation tensors (no validation below 20 rows)."""
         import torch
-        from tqdm.auto import tqdm
 
-        epochs = self.epochs if epochs is None else epochs
-        device = resolve_device(self.device)
-        module.to(device)
-        gen = torch.Generator().manual_seed(self._seed())
         n = len(Z)
         n_val = round(self.validation_fraction * n) if n >= 20 else 0
         perm = torch.randperm(n, generator=gen).numpy()
         val_idx, tr_idx = perm[:n_val], perm[n_val:]
         Xtr = torch.from_numpy(Z[tr_idx]).to(device)
         Xval = torch.from_numpy(Z[val_idx]).to(device) if n_val else None
+        return Xtr, Xval
+
+    def _progress_bar(self, epochs: int, desc: str | None = None) -> Any:
+        """tqdm over the epochs, shown when ``progress`` says so (``None``: on a terminal)."""
+        from tqdm.auto import tqdm
+
+        show = self.progress if self.progress is not None else sys.stderr.isatty()
+        return tqdm(range(epochs), desc=desc or type(self).__name__, disable=not show,
+                    leave=False)
+
+    def _train(self, module: Any, Z: np.ndarray, epochs: int | None = None,
+               desc: str | None = None) -> dict[str, Any]:
+        """Train ``module`` in place on standardised ``Z``; returns the loss history."""
+        import torch
+
+        epochs = self.epochs if epochs is None else epochs
+        device = resolve_device(self.device)
+        module.to(device)
+        gen = torch.Generator().manual_seed(self._seed())
+        Xtr, Xval = self._split(Z, gen, device)
         opt = torch.optim.Adam(module.parameters(), lr=self.lr, weight_decay=self.weight_decay)
         best, best_state, bad, hist = np.inf, None, 0, {"train": [], "val": []}
-        show = self.progress if self.progress is not None else sys.stderr.isatty()
-        bar = tqdm(range(epochs), desc=desc or type(self).__name__, disable=not show,
-                   leave=False)
+        bar = self._progress_bar(epochs, desc)
         stopped = False
         for _ in bar:
             module.train()

@@ -93,6 +93,18 @@ def test_training_report_and_early_stopping(rng) -> None:
     assert det.explain(X[:3]).sum(axis=1) == pytest.approx(det.score_many(X[:3]))
 
 
+@pytest.mark.parametrize("name", ["autoencoder", "vae", "novelty_ae", "clustered_ae", "bigan"])
+def test_deep_detectors_save_without_pickle(name: str, rng, tmp_path) -> None:
+    X = rng.normal(size=(200, 4))
+    det = _deep_fast(name, progress=False).fit(X)
+    det.save(tmp_path / "m")
+    assert (tmp_path / "m" / "weights.pt").exists()
+    assert not (tmp_path / "m" / "objects.pkl").exists()
+    loaded = detectors.load_detector(tmp_path / "m", allow_pickle=False)
+    np.testing.assert_array_equal(loaded.score_many(X[:20]), det.score_many(X[:20]))
+    assert det.explain(X[:3]).sum(axis=1) == pytest.approx(det.score_many(X[:3]))
+
+
 def test_vae_explain_sums_to_score_and_novelty_batch_mode(rng) -> None:
     X = rng.normal(size=(300, 4))
     vae = _deep_fast("vae").fit(X)
