@@ -140,7 +140,10 @@ class TorchDetector(Detector):
                                          for i in range(0, len(Xval), 4096)]))
                 hist["val"].append(val)
                 bar.set_postfix(train=f"{hist['train'][-1]:.4g}", val=f"{val:.4g}")
-                if val < best - 1e-4 * abs(best):
+                # The first epoch always improves on "nothing yet" (inf - 1e-4 * inf is
+                # NaN, which compared false and stopped training after `patience` epochs
+                # with the last weights instead of the best).
+                if not np.isfinite(best) or val < best - 1e-4 * abs(best):
                     best, bad = val, 0
                     best_state = {k: v.detach().clone() for k, v in module.state_dict().items()}
                 else:

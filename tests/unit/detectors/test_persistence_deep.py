@@ -165,3 +165,16 @@ def test_clustered_autoencoder_beats_a_plain_autoencoder_on_polluted_data(rng) -
     assert det.selected_fraction_[-1] <= 0.86  # the flood (15 %) is out of the normal set
     assert auc > 0.95
     assert auc > plain_auc + 0.2
+
+
+def test_early_stopping_keeps_the_best_epoch_and_reports_its_loss() -> None:
+    from detectors.deep import Autoencoder
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(400, 4))
+    det = Autoencoder(epochs=40, patience=3, random_state=0).fit(X)
+    report = det.training_report_
+    # Training ran past `patience` epochs (it used to stop there, keeping the last ones)
+    # and reports the best validation loss it kept.
+    assert report["epochs"] > 3
+    assert report["best_val_loss"] is not None and np.isfinite(report["best_val_loss"])
