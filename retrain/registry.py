@@ -585,13 +585,20 @@ class ModelRegistry:
         return self._info(mv, self._aliases(model_name))
 
     def load(
-        self, model_name: str, ref: str | int = CHAMPION, *, allow_pickle: bool = True
-    ) -> Detector:
+        self,
+        model_name: str,
+        ref: str | int = CHAMPION,
+        *,
+        allow_pickle: bool = True,
+        loader: Callable[[Path], Any] | None = None,
+    ) -> Any:
         """The detector of a version (number or alias), verified before anything is read.
 
         The files are copied to a private temporary folder and compared with the sha256s
         recorded at registration (same set of files, same digests); a mismatch raises
-        :class:`ArtifactIntegrityError` and nothing is deserialised.
+        :class:`ArtifactIntegrityError` and nothing is deserialised. ``loader`` reads the
+        verified folder instead of :func:`~detectors.persistence.load_detector` (e.g.
+        :meth:`retrain.served.ServedConnectionModel.load`).
         """
         import mlflow.artifacts
 
@@ -605,6 +612,8 @@ class ModelRegistry:
             local = Path(mlflow.artifacts.download_artifacts(
                 artifact_uri=mv.source, dst_path=tmp, tracking_uri=self.tracking_uri))
             _verify_files(local, expected, label)
+            if loader is not None:
+                return loader(local)
             return load_detector(local, allow_pickle=allow_pickle)
 
     # -- moving the champion ----------------------------------------------------------------

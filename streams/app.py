@@ -44,6 +44,7 @@ from streams.scoring import (
     sensor_alert_policy,
     sensor_model_config,
 )
+from streams.serving import follow_model_events
 from streams.settings import Settings
 from streams.sinks import InfluxSink, alert_point, pipeline_point, score_point
 
@@ -80,6 +81,9 @@ class Pipeline:
     #: The trained connection model serving now; read once per micro-batch, so replacing
     #: it swaps models between batches.
     served_connections: ServedConnectionModel | None = None
+    #: Set once the model to serve at start-up is known (loaded, or known to be none):
+    #: the connection agent waits for it, so no connection is scored before it.
+    models_ready: asyncio.Event = field(default_factory=asyncio.Event)
     #: Live per-entity states by agent name (for the pipeline measurement and tests).
     live: dict[str, LiveStates[Any, Any]] = field(default_factory=dict)
 
@@ -220,6 +224,7 @@ def create_app(settings: Settings | None = None) -> Pipeline:
         scorers: LiveStates[int, ConnectionScorer] = LiveStates(max(t.partitions, 1))
         pipe.live["score-connections"] = scorers
         restore = _restorer(connection_state, ConnectionScorer.from_state, _partition_key)
+        await pipe.models_ready.wait()
         await _score_stream(
             pipe,
             stream,
@@ -245,6 +250,16 @@ def create_app(settings: Settings | None = None) -> Pipeline:
     async def _start_sink() -> None:
         await sink.start()
         await _check_message_limits(pipe)
+
+    @app.task
+    async def _serve_champion() -> None:
+        try:
+            await follow_model_events(pipe)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            # Scoring goes on with the model in place; only the following stops.
+            log.error("model_events_not_followed", error=repr(exc)[:1000])
 
     @app.on_before_shutdown.connect
     async def _stop_sink(app: faust.App, **kwargs: Any) -> None:

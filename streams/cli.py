@@ -383,6 +383,9 @@ def train(
     register: Annotated[
         bool, typer.Option("--register", help="register it as a candidate in the registry")
     ] = False,
+    model_name: Annotated[
+        str, typer.Option(help="registered model it is a version of (with --register)")
+    ] = "connections",
     seed: Annotated[int, typer.Option(help="random seed")] = 0,
 ) -> None:
     """Train a connection model for the connection agent to serve (set
@@ -426,12 +429,12 @@ def train(
     if register:
         with _registry_errors():
             version = _model_registry(settings).register_candidate(
-                "connections",
+                model_name,
                 folder,
                 metrics={},
                 params={**model.trained, "source": source},
             )
-        step(f"registered as version {version} of 'connections'")
+        step(f"registered as version {version} of {model_name!r}")
 
 
 @app.command()
@@ -479,15 +482,9 @@ JsonOption = Annotated[bool, typer.Option("--json", help="print JSON instead of 
 def _model_registry(settings: Settings) -> ModelRegistry:
     # Imported here: retrain.registry pulls MLflow in lazily, but even its module is not
     # needed by the other commands.
-    from retrain.registry import ModelRegistry, PromotionRule
+    from streams.serving import open_registry
 
-    reg = settings.registry
-    return ModelRegistry.open(
-        reg.tracking_uri,
-        settings.state_dir,
-        experiment=reg.experiment,
-        rule=PromotionRule(reg.promotion_metric, reg.higher_is_better, reg.tolerance),
-    )
+    return open_registry(settings)
 
 
 @contextmanager

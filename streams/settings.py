@@ -180,7 +180,14 @@ class ConnectionDetectorSettings(BaseModel):
         None,
         description="Folder of a trained connection model (`anomstream train`) that scores "
         "every connection alongside the online members (Bonferroni-combined; records name "
-        "its version; a classifier's verdict rides on alerts). Unset: online members only.",
+        "its version; a classifier's verdict rides on alerts). Unset: the registry's "
+        "champion of `registered_model`, if any; else online members only.",
+    )
+    registered_model: str | None = Field(
+        "connections",
+        description="Registered model whose `champion` the connection agent serves when "
+        "model_path is unset; a `promoted` / `rolled_back` record on model-events swaps it "
+        "in without a restart. Empty: none.",
     )
 
 
