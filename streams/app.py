@@ -29,6 +29,7 @@ from streams.connection_scoring import (
     make_connection_detector,
     score_connection_batch,
 )
+from streams.health import WorkerMetrics, serve_health
 from streams.live import LiveStates
 from streams.ordering import OffsetGuard
 from streams.outcomes import SINK_REJECTED, dumps, fit_outputs, score_guarded
@@ -84,6 +85,8 @@ class Pipeline:
     #: Set once the model to serve at start-up is known (loaded, or known to be none):
     #: the connection agent waits for it, so no connection is scored before it.
     models_ready: asyncio.Event = field(default_factory=asyncio.Event)
+    #: Prometheus metrics served on /metrics (streams.health).
+    metrics: WorkerMetrics = field(default_factory=WorkerMetrics)
     #: Live per-entity states by agent name (for the pipeline measurement and tests).
     live: dict[str, LiveStates[Any, Any]] = field(default_factory=dict)
 
@@ -250,6 +253,13 @@ def create_app(settings: Settings | None = None) -> Pipeline:
     async def _start_sink() -> None:
         await sink.start()
         await _check_message_limits(pipe)
+
+    @app.task
+    async def _serve_health() -> None:
+        try:
+            await serve_health(pipe)
+        except OSError as exc:  # the port is taken: scoring matters more than probes
+            log.error("health_not_served", port=settings.worker.web_port, error=repr(exc))
 
     @app.task
     async def _serve_champion() -> None:
@@ -594,9 +604,18 @@ async def _finish_batch(
     result: BatchResult,
     live_entities: int,
 ) -> None:
-    """Record the batch's health in InfluxDB, then acknowledge it."""
+    """Record the batch's health in InfluxDB and the metrics, then acknowledge it."""
     elapsed = time.perf_counter() - started
     counts = result.counts
+    live = pipe.live.get(agent)
+    pipe.metrics.observe_batch(
+        agent,
+        result,
+        events=len(events),
+        seconds=elapsed,
+        live_entities=live_entities,
+        open_alerts=None if live is None else _open_alerts(live),
+    )
     await pipe.sink.write(
         [
             pipeline_point(
@@ -618,3 +637,16 @@ async def _finish_batch(
         ]
     )
     await _ack(stream, events)
+
+
+def _open_alerts(live: LiveStates[Any, Any]) -> int:
+    """Alert episodes still open among the states in memory (a sensor has one tracker, a
+    connection partition one per destination host)."""
+    n = 0
+    for state in live.peek_values():
+        episodes = state.episodes
+        if isinstance(episodes, dict):
+            n += sum(1 for t in episodes.values() if t.open_alert_id is not None)
+        elif episodes.open_alert_id is not None:
+            n += 1
+    return n

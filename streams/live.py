@@ -58,6 +58,10 @@ class LiveStates(MutableMapping[K, V], Generic[K, V]):
     def __len__(self) -> int:
         return len(self._data)
 
+    def peek_values(self) -> list[V]:
+        """Every state, without making any of them more recently used (for metrics)."""
+        return list(self._data.values())
+
     def evict(self, keep: Collection[K] = ()) -> list[K]:
         """Drop least recently used entries until at most ``capacity`` remain; their keys."""
         evicted: list[K] = []

@@ -257,7 +257,11 @@ class WorkerSettings(BaseModel):
     app_id: str = Field("anomstream", description="Faust app id = Kafka consumer group.")
     batch_size: int = Field(500, description="Events per micro-batch taken from a stream.")
     batch_within_s: float = Field(0.5, description="Max seconds to wait to fill a micro-batch.")
-    web_port: int = Field(6066, description="Faust web port (health, metrics).")
+    web_port: int = Field(
+        6066,
+        description="Port of the worker's /healthz, /readyz and /metrics (all interfaces); "
+        "0: not served. A second worker on the same host needs another port.",
+    )
     data_dir: Path | None = Field(
         None,
         description="Faust data dir (RocksDB tables under <data_dir>/<app_id>); default "

@@ -151,6 +151,12 @@ class InfluxSink:
         self._client: Any = None
         self._write: Any = None
         self._stopping = False
+        #: Points in writes not finished yet (retrying ones included), points written,
+        #: points refused for good, and failed write attempts (for /metrics).
+        self.pending_points = 0
+        self.written_points = 0
+        self.refused_points = 0
+        self.write_failures = 0
 
     async def start(self) -> None:
         from influxdb_client.client.influxdb_client_async import InfluxDBClientAsync
@@ -177,8 +183,14 @@ class InfluxSink:
             await self.start()
         size = self.settings.influx.write_batch_size
         refused: list[tuple[int, str]] = []
-        for start in range(0, len(points), size):
-            refused += await self._write_isolating(list(points[start : start + size]), start)
+        self.pending_points += len(points)
+        try:
+            for start in range(0, len(points), size):
+                refused += await self._write_isolating(list(points[start : start + size]), start)
+        finally:
+            self.pending_points -= len(points)
+        self.written_points += len(points) - len(refused)
+        self.refused_points += len(refused)
         return refused
 
     async def _write_isolating(
@@ -212,6 +224,7 @@ class InfluxSink:
                 return
             except Exception as exc:
                 reason = influx_reason(exc)
+                self.write_failures += 1
                 if is_permanent(exc):
                     raise _Refused(reason) from exc
                 if self._stopping:

@@ -88,6 +88,8 @@ class Pipeline:
             "ANOMSTREAM_WORKER__DATA_DIR": str(tmp / "faust"),
             "ANOMSTREAM_WORKER__BATCH_WITHIN_S": "0.2",
             "ANOMSTREAM_TOPICS__PARTITIONS": "2",
+            # Tests run several workers at once; the one that scrapes sets its own port.
+            "ANOMSTREAM_WORKER__WEB_PORT": "0",
         }
         for name in (
             "sensors",
