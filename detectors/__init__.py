@@ -17,7 +17,14 @@ from detectors.batch import (
     PCAReconstruction,
 )
 from detectors.calibration import BodyTailCalibrator, ScoreCalibrator
-from detectors.deep import VAE, Autoencoder, ClusteredAutoencoder, NoveltyAutoencoder, Seq2SeqLSTM
+from detectors.deep import (
+    VAE,
+    Autoencoder,
+    ClusteredAutoencoder,
+    NoveltyAutoencoder,
+    OpenSetClassifier,
+    Seq2SeqLSTM,
+)
 from detectors.ensemble import Ensemble, default_ensemble
 from detectors.explain import top_k_contributions
 from detectors.marginal_tail import MarginalTail
@@ -38,7 +45,7 @@ for _cls in (
     RobustZScore, EWGaussian, SeasonalProfile, HalfSpaceTrees, LODA, OnlineOneClassSVM,
     IsolationForest, OneClassSVM, PCAReconstruction, LOFNovelty, KMeansDistance,
     GaussianDensity, Autoencoder, VAE, Seq2SeqLSTM, NoveltyAutoencoder, ClusteredAutoencoder,
-    Ensemble, MarginalTail, KNNLikelihood,
+    Ensemble, MarginalTail, KNNLikelihood, OpenSetClassifier,
 ):
     register(_cls)
 
@@ -71,6 +78,7 @@ __all__ = [
     "NoveltyAutoencoder",
     "OneClassSVM",
     "OnlineOneClassSVM",
+    "OpenSetClassifier",
     "PCAReconstruction",
     "QuantileThreshold",
     "RobustZScore",
