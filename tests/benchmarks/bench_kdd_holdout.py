@@ -318,7 +318,8 @@ def run_split(split: Split, frame: pd.DataFrame, labels: np.ndarray, names: list
 
 def verdict_summary(det: Any, X: np.ndarray, lab: np.ndarray, held: np.ndarray,
                     known: np.ndarray) -> dict[str, Any]:
-    """Shares of verdicts per kind of test row, and per held-out type."""
+    """Shares of verdicts per kind of test row, and the two commonest verdicts per attack
+    type."""
     said, _ = det.predict_verdict(X)
     said = np.asarray(said, dtype=object)
     normal = lab == NORMAL_LABEL
@@ -338,11 +339,11 @@ def verdict_summary(det: Any, X: np.ndarray, lab: np.ndarray, held: np.ndarray,
         "n_normal": int(normal.sum()), "n_known": int(known.sum()), "n_held": int(held.sum()),
         "per_type": {},
     }
-    for t in sorted(set(lab[held])):
+    for t in sorted(set(lab[held | known])):
         rows = lab == t
         vals, counts = np.unique(said[rows].astype(str), return_counts=True)
         top = sorted(zip(counts.tolist(), vals.tolist(), strict=True), reverse=True)[:2]
-        out["per_type"][t] = {"rows": int(rows.sum()),
+        out["per_type"][t] = {"rows": int(rows.sum()), "held_out": bool(held[rows].any()),
                               "unknown": share(rows, said == UNKNOWN),
                               "top": ", ".join(f"{v} {c / rows.sum():.0%}" for c, v in top)}
     return out
@@ -381,10 +382,12 @@ def verdict_table(verdicts: dict[str, Any], split: Split) -> str:
             + (f" {_f(v['held_unknown'])} | {_f(v['held_normal'])} | "
                f"{_f(v['held_other_attack'])} |" if split.held_out else ""))
     for name, v in verdicts.items():
-        if v["per_type"]:
-            lines += ["", f"{name}, held-out types: "
-                      + "; ".join(f"{t} ({p['rows']} rows): {p['top']}"
-                                  for t, p in v["per_type"].items())]
+        for kind, held in (("held-out", True), ("known", False)):
+            types = {t: p for t, p in v["per_type"].items() if p["held_out"] == held}
+            if types:
+                lines += ["", f"{name}, verdicts on {kind} types: "
+                          + "; ".join(f"{t} ({p['rows']}): {p['top']}"
+                                      for t, p in types.items())]
     return "\n".join(lines)
 
 
