@@ -116,7 +116,7 @@ class OpenSetClassifier(TorchDetector):
     name = "open_set_classifier"
 
     def __init__(self, hidden: Sequence[int] = (64, 32), threshold: float = 0.9,
-                 normal_label: str = "normal", n_prototypes: int = 16,
+                 normal_label: str = "normal", n_prototypes: int = 64,
                  radius_quantile: float = 0.9, novelty_limit: float = 2.0,
                  novelty_weight: float = 1.0, entropy_weight: float = 0.0,
                  balance: float = 0.5, min_scale: float = 0.0,

@@ -395,7 +395,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(
         description=__doc__.splitlines()[0],
         formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog="\n".join(__doc__.splitlines()[8:]))
+        epilog="\n".join(__doc__.splitlines()[7:]))
     ap.add_argument("--data", type=Path, default=DEFAULT_DATA,
                     help="the 10 %% KDD Cup 99 file (kddcup.data_10_percent.gz)")
     ap.add_argument("--splits", default=",".join(SPLITS),
