@@ -23,6 +23,7 @@ from detectors.deep import (
     BiGAN,
     ClusteredAutoencoder,
     NoveltyAutoencoder,
+    OpenSetClassifier,
     Seq2SeqLSTM,
 )
 from detectors.ensemble import Ensemble, default_ensemble
@@ -45,7 +46,7 @@ for _cls in (
     RobustZScore, EWGaussian, SeasonalProfile, HalfSpaceTrees, LODA, OnlineOneClassSVM,
     IsolationForest, OneClassSVM, PCAReconstruction, LOFNovelty, KMeansDistance,
     GaussianDensity, Autoencoder, VAE, Seq2SeqLSTM, NoveltyAutoencoder, ClusteredAutoencoder,
-    Ensemble, MarginalTail, KNNLikelihood, BiGAN,
+    Ensemble, MarginalTail, KNNLikelihood, BiGAN, OpenSetClassifier,
 ):
     register(_cls)
 
@@ -79,6 +80,7 @@ __all__ = [
     "NoveltyAutoencoder",
     "OneClassSVM",
     "OnlineOneClassSVM",
+    "OpenSetClassifier",
     "PCAReconstruction",
     "QuantileThreshold",
     "RobustZScore",

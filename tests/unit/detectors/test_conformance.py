@@ -92,7 +92,7 @@ def test_registry_lists_every_family() -> None:
     for name in ("robust_zscore", "ew_gaussian", "seasonal_profile", "half_space_trees",
                  "loda", "online_ocsvm", "isolation_forest", "ocsvm", "pca", "lof", "kmeans",
                  "gaussian", "autoencoder", "vae", "seq2seq_lstm", "novelty_ae",
-                 "clustered_ae", "bigan", "ensemble"):
+                 "clustered_ae", "bigan", "ensemble", "open_set_classifier"):
         assert name in NAMES
 
 
