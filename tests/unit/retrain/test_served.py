@@ -95,3 +95,39 @@ def test_the_connection_agent_combines_the_served_model_and_names_its_version(
         assert e.score == pytest.approx(1 - min(1.0, 2 * min(1 - o.score, 1 - pm)), abs=1e-9)
     # The model is not checkpointed with the partition's state.
     assert "served" not in json.dumps(scorers[0].to_state())
+
+
+def test_a_served_classifier_names_known_attacks_on_alerts() -> None:
+    # Labelled history with the simulator's attack kinds, then live traffic with more.
+    history = list(
+        ConnectionSimulator(start=1.7e9, seed=8, attack_rate=0.004, warmup=500).events(6000)
+    )
+    frame = pd.DataFrame([e for e, _ in history]).assign(label=[lab for _, lab in history])
+    assert frame["label"].nunique() >= 3
+    model = train_connection_model(frame, "open_set_classifier", {"progress": False})
+    assert model.gives_verdicts
+
+    live = list(
+        ConnectionSimulator(start=1.75e9, seed=9, attack_rate=0.004, warmup=1000).events(4000)
+    )
+    recs = [
+        RawRecord(e["dst_host"].encode(), json.dumps(e).encode(), "connections", 0, i)
+        for i, (e, _) in enumerate(live)
+    ]
+    scorers: LiveStates = LiveStates(4)
+    out = []
+    policy = AlertPolicy(threshold=0.999)  # the connection agent's own
+    config = ConnectionModelConfig(bootstrap_events=500)
+    for lo in range(0, len(recs), 250):
+        result = score_connection_batch(recs[lo : lo + 250], scorers, policy, config, served=model)
+        assert result.dead == []
+        out += result.scored
+    labels = {(e["dst_host"], e["timestamp"]): lab for e, lab in live}
+    alerts = [e.alert for e in out if e.alert is not None]
+    assert alerts
+    named = [a for a in alerts if a["verdict"]["label"] not in ("unknown", "normal")]
+    # Most alerts name an attack class, and the right one for the connection that opened it.
+    assert len(named) >= len(alerts) / 2
+    right = sum(a["verdict"]["label"] == labels[(a["entity"], a["first_seen"])] for a in named)
+    assert right >= 0.8 * len(named)
+    assert all(0.0 <= a["verdict"]["probability"] <= 1.0 for a in alerts)
