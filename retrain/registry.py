@@ -624,7 +624,8 @@ class ModelRegistry:
         rule: PromotionRule | None = None,
         *,
         force: bool = False,
-        evaluate: Callable[[Detector], Mapping[str, float]] | None = None,
+        evaluate: Callable[[Any], Mapping[str, float]] | None = None,
+        loader: Callable[[Path], Any] | None = None,
     ) -> PromotionDecision:
         """Move ``champion`` to ``version`` if it is not worse than the current champion.
 
@@ -633,7 +634,8 @@ class ModelRegistry:
         :func:`slice_evaluator` over recent clean data plus labelled incidents), both
         detectors are loaded — verified — and scored on that same slice, which is the fair
         comparison. ``force`` moves the alias whatever the rule says (the decision records
-        it). Rejected candidates leave the champion untouched.
+        it). Rejected candidates leave the champion untouched. ``loader`` is :meth:`load`'s,
+        for models that are more than a detector (a served connection model).
         """
         rule = rule or self.rule
         cand = self._version(model_name, version)
@@ -644,9 +646,9 @@ class ModelRegistry:
                                      f"version {version} already is the champion", champion,
                                      rule.to_dict(), None, None, force)
         if evaluate is not None:
-            cand_metrics = dict(evaluate(self.load(model_name, version)))
+            cand_metrics = dict(evaluate(self.load(model_name, version, loader=loader)))
             champ_metrics = (None if champion is None
-                             else dict(evaluate(self.load(model_name, champion))))
+                             else dict(evaluate(self.load(model_name, champion, loader=loader))))
         else:
             cand_metrics = self._metrics(cand)[0]
             champ_metrics = (None if champion is None

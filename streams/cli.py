@@ -438,6 +438,34 @@ def train(
 
 
 @app.command()
+def trainer() -> None:
+    """Run the trainer: follow the scores topic, retrain the served connection model on
+    schedule or on request, register it, and publish the decision on model-events."""
+    import signal
+    import threading
+
+    from streams.trainer import run_trainer
+
+    settings = _settings()
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    run_trainer(settings, stop)
+
+
+@app.command()
+def retrain(
+    model: Annotated[str, typer.Argument(help="registered model to retrain")] = "connections",
+) -> None:
+    """Ask the trainer to retrain MODEL now (a retrain_requested record on model-events)."""
+    from streams.trainer import request_retrain
+
+    settings = _settings()
+    request_retrain(settings, model)
+    console.print(f"retrain of {model!r} requested on {settings.topics.model_events}")
+
+
+@app.command()
 def alerts(
     from_beginning: Annotated[bool, typer.Option("--from-beginning")] = False,
     follow: Annotated[bool, typer.Option("--follow/--no-follow")] = True,

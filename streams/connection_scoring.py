@@ -531,9 +531,12 @@ class ConnectionScorer:
             "warm": warm,
             "alert_id": alert_id,
             "src_host": ev.src_host,
+            "protocol_type": ev.protocol_type,
             "service": ev.service,
             "flag": ev.flag,
             "traffic": fv.meta.get("traffic"),
+            # Unscaled, NUMERIC_FIELDS order: what the trainer builds training rows from.
+            "numeric": [float(v) for v in fv.meta["numeric"]],
             "members": members,
             "evidence": evidence,
             "out_of_range_fields": list(fv.meta.get("out_of_range_fields", ())),

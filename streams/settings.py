@@ -191,6 +191,26 @@ class ConnectionDetectorSettings(BaseModel):
     )
 
 
+class RetrainSettings(BaseModel):
+    """The trainer process (`anomstream trainer`): what it trains and when."""
+
+    detector: str = Field(
+        "marginal_tail",
+        description="Detector of the connection model the trainer trains (any registered "
+        "one; deep ones need torch in the worker that serves them).",
+    )
+    every_events: int = Field(
+        50_000, description="Retrain after this many new clean connections (0: only on "
+        "drift or command)."
+    )
+    min_rows: int = Field(2_000, description="Fewest clean rows a model is trained on.")
+    tolerance: float = Field(
+        0.0005,
+        description="A candidate replaces the champion unless its clean_alarm_rate on the "
+        "newest held-out rows is worse than the champion's by more than this.",
+    )
+
+
 class LimitSettings(BaseModel):
     """Bounds on untrusted input (see docs/events.md); beyond them a record is a dead letter."""
 
@@ -365,6 +385,7 @@ class Settings(BaseSettings):
     limits: LimitSettings = Field(default_factory=LimitSettings)
     worker: WorkerSettings = Field(default_factory=WorkerSettings)
     registry: RegistrySettings = Field(default_factory=RegistrySettings)
+    retrain: RetrainSettings = Field(default_factory=RetrainSettings)
 
     @classmethod
     def settings_customise_sources(

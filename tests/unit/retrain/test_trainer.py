@@ -1,0 +1,64 @@
+"""The trainer's logic on real score records and a real (embedded) registry."""
+
+from __future__ import annotations
+
+import json
+
+from retrain.registry import CHAMPION, ModelRegistry
+from retrain.served import ServedConnectionModel
+from retrain.trainer import CLEAN_ALARM_RATE, ConnectionTrainer, RetrainPolicy
+from streams.connection_scoring import ConnectionModelConfig, score_connection_batch
+from streams.scoring import AlertPolicy, RawRecord
+from streams.simulator import ConnectionSimulator
+
+
+def _score_records(n: int, seed: int, attack_rate: float = 0.0) -> list[dict]:
+    """Score records exactly as the connection agent publishes them."""
+    sim = ConnectionSimulator(start=1.7e9, seed=seed, attack_rate=attack_rate, warmup=500)
+    recs = [
+        RawRecord(e["dst_host"].encode(), json.dumps(e).encode(), "connections", 0, i)
+        for i, (e, _) in enumerate(sim.events(n))
+    ]
+    scorers: dict = {}
+    out = []
+    for lo in range(0, n, 500):
+        result = score_connection_batch(recs[lo : lo + 500], scorers,
+                                        AlertPolicy(threshold=0.999),
+                                        ConnectionModelConfig(bootstrap_events=300))
+        out += [json.loads(json.dumps(e.to_json())) for e in result.scored]
+    return out
+
+
+def test_schedule_retrain_registers_and_promotes_the_first_candidate(
+    registry: ModelRegistry,
+) -> None:
+    trainer = ConnectionTrainer("conn", RetrainPolicy(every_events=2500, min_rows=1000))
+    records = _score_records(4000, seed=2, attack_rate=0.003)
+    for rec in records[:2000]:
+        trainer.observe(rec)
+    assert trainer.due() is None  # not enough new clean rows yet
+    for rec in records[2000:]:
+        trainer.observe(rec)
+    assert trainer.due() == "schedule"
+    # Bootstrap records and anomalous ones stay out of the training rows.
+    anomalous = sum(r["is_anomaly"] for r in records)
+    assert trainer.buffer.refused >= anomalous > 0
+    assert len(trainer.buffer) == 4000 - 300 - trainer.buffer.refused
+
+    events = trainer.retrain(registry, "schedule")
+    assert [e["event"] for e in events] == ["started", "finished", "promoted"]
+    finished = events[1]
+    assert finished["train_rows"] + finished["validation_rows"] == len(trainer.buffer)
+    assert 0.0 <= finished["metrics"][CLEAN_ALARM_RATE] < 0.01
+    assert trainer.due() is None  # the schedule starts again
+    served = registry.load("conn", CHAMPION, loader=ServedConnectionModel.load)
+    assert served.version == finished["served_version"] == events[2]["served_version"]
+
+
+def test_too_few_clean_rows_skip_the_retrain(registry: ModelRegistry) -> None:
+    trainer = ConnectionTrainer("conn", RetrainPolicy(min_rows=5000))
+    for rec in _score_records(1200, seed=3):
+        trainer.observe(rec)
+    events = trainer.retrain(registry, "command")
+    assert [e["event"] for e in events] == ["started", "skipped"]
+    assert "conn" not in registry.models()  # nothing registered
