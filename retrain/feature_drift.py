@@ -66,8 +66,9 @@ class FeatureDriftMonitor:
         ``"holm"`` (any dependence between features) or ``"bh"`` (Benjamini–Hochberg:
         names more drifted features when several drifted).
     autocorrelation
-        Shrink the sample sizes by ``(1 - rho) / (1 + rho)`` per feature, ``rho`` the
-        reference's lag-1 rank autocorrelation. Without it an autocorrelated stream raises
+        Shrink the sample sizes per feature by the variance inflation of an empirical
+        CDF under AR(1) dependence with the reference's lag-1 rank autocorrelation
+        (:func:`~retrain.two_sample.effective_fraction`). Without it an autocorrelated stream raises
         false alarms far beyond the budget.
 
     Examples

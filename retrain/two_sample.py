@@ -12,10 +12,9 @@ or ~5 ms (``method="asymp"``); this module takes ~0.4 ms.
 
 Autocorrelated streams make the i.i.d. p-value too small (neighbouring events carry
 little new information), so :func:`lag1_autocorrelation` estimates, on ranks, how much,
-and the effective sample sizes are scaled by ``(1 - rho) / (1 + rho)`` — the AR(1)
-variance inflation of a mean. For the empirical CDF of a Gaussian AR(1) the true inflation
-is smaller (indicators are less correlated than values), so this errs on the side of fewer
-alarms.
+and :func:`effective_fraction` shrinks the sample sizes by the variance inflation of an
+empirical CDF under an AR(1) dependence with that lag-1 correlation. Dependence that
+decays more slowly than an AR(1)'s (long memory, slow cycles) is under-corrected.
 
 :func:`holm` and :func:`benjamini_hochberg` adjust the per-feature p-values: when no
 feature drifted, both keep the probability of *any* adjusted p below ``alpha`` at most
@@ -191,10 +190,24 @@ def adjust_pvalues(pvalues: Any, correction: str) -> np.ndarray:
 
 
 def effective_fraction(rho: Any) -> np.ndarray:
-    """``(1 - rho) / (1 + rho)`` with ``rho`` clipped to ``[0, 0.95]`` (never > 1).
+    """Share of the sample size an empirical CDF is worth under lag-1 rank correlation ``rho``.
 
-    >>> effective_fraction([-0.2, 0.0, 0.5]).round(3).tolist()
-    [1.0, 1.0, 0.333]
+    The variance of an empirical CDF at ``x`` is ``F(1 - F) / n`` times ``1 + 2 sum_k
+    c_k(x)``, ``c_k`` the lag-``k`` correlation of the indicators ``X_t <= x``. For a
+    Gaussian AR(1) (in any monotone transform: ranks only) with coefficient ``phi``,
+    ``c_k = (2 / pi) arcsin(phi^k)`` at the median, where it is largest; ``phi`` follows
+    from the lag-1 rank correlation as ``2 sin(pi rho / 6)``. The fraction is the inverse of
+    that inflation; ``rho`` is clipped to ``[0, 0.99]``. The plain AR(1) factor for a mean,
+    ``(1 - phi) / (1 + phi)``, is smaller (0.18 against 0.25 at ``phi = 0.7``): it wastes
+    power (measured: no false alarm at all on AR(1) streams at 100 times the budget).
+
+    >>> effective_fraction([-0.2, 0.0, 0.683, 0.95]).round(3).tolist()
+    [1.0, 1.0, 0.243, 0.034]
     """
-    r = np.clip(np.asarray(rho, dtype=np.float64), 0.0, 0.95)
-    return (1.0 - r) / (1.0 + r)
+    r = np.clip(np.asarray(rho, dtype=np.float64), 0.0, 0.99)
+    phi = 2.0 * np.sin(np.pi * r / 6.0)
+    k = np.arange(1, 2001)[:, None]
+    with np.errstate(under="ignore"):
+        terms = (2.0 / np.pi) * np.arcsin(np.power(phi[None, ...].reshape(1, -1), k))
+    inflation = 1.0 + 2.0 * terms.sum(axis=0)
+    return (1.0 / inflation).reshape(r.shape)
