@@ -17,8 +17,8 @@ seasonal cycle longer than the windows drift by construction (the sensor pipelin
 seasonal differencing removes the cycle, or make both windows whole periods long).
 
 Memory is bounded: ``(reference_size + window_size) × n_features`` float32 values plus one
-position per window slot; the checkpoint stores them zlib-compressed (~100 kB for the
-defaults and 10 features). Values are kept as float32: a feature vector's last digits
+position per window slot; the checkpoint stores them zlib-compressed (~15 kB of JSON per
+feature with the default windows). Values are kept as float32: a feature vector's last digits
 decide no KS test. Rows with a NaN are counted (positions stay event positions) but not
 used.
 """

@@ -7,8 +7,10 @@ evaluated at every pooled value), identical to :func:`scipy.stats.ks_2samp`'s st
 correction, ``Q_KS((sqrt(n_e) + 0.12 + 0.11 / sqrt(n_e)) D)``, ``n_e = n m / (n + m)``.
 
 Why not ``ks_2samp`` itself: for 10 features, a 2000-event reference and a 1000-event
-window it takes ~21 ms per check (its exact method, chosen automatically at these sizes)
-or ~5 ms (``method="asymp"``); this module takes ~0.4 ms.
+window it takes ~10 ms per check (its exact method, chosen automatically at these sizes)
+or ~5 ms (``method="asymp"``); this module takes ~0.8 ms (the reference is sorted once,
+and one searchsorted per CDF replaces the merge). At these sizes the asymptotic p-value
+is 3-9 % below the exact one between 1e-2 and 1e-6.
 
 Autocorrelated streams make the i.i.d. p-value too small (neighbouring events carry
 little new information), so :func:`lag1_autocorrelation` estimates, on ranks, how much,
