@@ -33,6 +33,8 @@ import numpy as np
 import pandas as pd
 
 from retrain.buffer import TrainingBuffer
+from retrain.drift import DriftReport
+from retrain.monitors import ModelDriftMonitors
 from retrain.served import ServedConnectionModel, train_connection_model
 from windowing import CATEGORICAL_FIELDS, NUMERIC_FIELDS
 
@@ -88,28 +90,48 @@ class ConnectionTrainer:
         model_name: str,
         policy: RetrainPolicy | None = None,
         buffer: TrainingBuffer | None = None,
+        drift: ModelDriftMonitors | None = None,
     ) -> None:
         self.model_name = model_name
         self.policy = policy or RetrainPolicy()
         self.buffer = buffer or TrainingBuffer(seed=self.policy.seed)
+        #: Watches the connections' numeric fields and the published scores.
+        self.drift = drift
+        self.drifted: list[DriftReport] = []
+        self._accepted_at_drift = 0
         self._accepted_at_last_train = 0
         self._first_time: float | None = None
         self._last_time: float | None = None
 
-    def observe(self, record: Mapping[str, Any]) -> None:
+    def observe(self, record: Mapping[str, Any]) -> list[DriftReport]:
+        """Take one score record; the drift reports it completes (to publish)."""
         parsed = training_row(record)
         if parsed is None:
-            return
+            return []
         row, anomalous = parsed
+        reports: list[DriftReport] = []
+        if self.drift is not None:
+            numeric = np.array([row[f] for f in NUMERIC_FIELDS], dtype=np.float64)
+            score = record.get("score")
+            reports = self.drift.update(numeric, float(score) if score is not None else None)
+            if reports and not self.drifted:
+                self._accepted_at_drift = self.buffer.accepted
+            self.drifted += reports
         if self.buffer.offer(row, anomalous=anomalous, key=record.get("context", {}).get(
                 "alert_id")):
             ts = record.get("timestamp")
             if isinstance(ts, int | float):
                 self._first_time = ts if self._first_time is None else self._first_time
                 self._last_time = ts
+        return reports
 
     def due(self) -> str | None:
-        """``"schedule"`` when ``every_events`` clean rows arrived since the last training."""
+        """``"drift"`` once ``min_rows`` clean rows arrived after a drift report (the new
+        regime must be in the training rows), ``"schedule"`` when ``every_events`` clean
+        rows arrived since the last training; else None."""
+        since_drift = self.buffer.accepted - self._accepted_at_drift
+        if self.drifted and since_drift >= self.policy.min_rows:
+            return "drift"
         every = self.policy.every_events
         fresh = self.buffer.accepted - self._accepted_at_last_train
         if every > 0 and fresh >= every and len(self.buffer) >= self.policy.min_rows:
@@ -143,6 +165,9 @@ class ConnectionTrainer:
         )
         seconds = time.perf_counter() - t0
         self._accepted_at_last_train = self.buffer.accepted
+        self.drifted = []
+        if self.drift is not None:
+            self.drift.reset()  # a new model: new references
         metrics = {CLEAN_ALARM_RATE: self.clean_alarm_rate(model, val)}
         with tempfile.TemporaryDirectory(prefix="anomstream-candidate-") as tmp:
             model.save(Path(tmp) / "model")

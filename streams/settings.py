@@ -203,7 +203,23 @@ class RetrainSettings(BaseModel):
         50_000, description="Retrain after this many new clean connections (0: only on "
         "drift or command)."
     )
-    min_rows: int = Field(2_000, description="Fewest clean rows a model is trained on.")
+    min_rows: int = Field(
+        2_000,
+        description="Fewest clean rows a model is trained on; after a drift report, the "
+        "clean rows of the new regime awaited before retraining.",
+    )
+    on_drift: bool = Field(
+        False,
+        description="Watch the connections' numeric fields and scores for drift, publish "
+        "drift_detected, and retrain on it. Off by default: on the simulator's traffic "
+        "the window counts (srv_count) raised a feature drift after ~3,300 connections of "
+        "one stationary network (autocorrelated counts; docs/drift.md).",
+    )
+    drift_budget_events: float = Field(
+        1_000_000,
+        description="Expected connections between false drift alarms on a stationary "
+        "stream, all monitors together (docs/drift.md has the measured rates).",
+    )
     tolerance: float = Field(
         0.0005,
         description="A candidate replaces the champion unless its clean_alarm_rate on the "

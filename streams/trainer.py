@@ -18,9 +18,11 @@ from typing import Any
 
 import structlog
 
+from retrain.monitors import DriftSettings, ModelDriftMonitors
 from retrain.trainer import ConnectionTrainer, RetrainPolicy
 from streams.serving import open_registry
 from streams.settings import Settings
+from windowing import NUMERIC_FIELDS
 
 __all__ = ["RETRAIN_REQUESTED", "request_retrain", "run_trainer"]
 
@@ -74,6 +76,26 @@ def _model_point(event: dict[str, Any]) -> Any:
     return point
 
 
+def _publish_drift(settings: Settings, producer: Any, writer: Any, name: str, report: Any) -> None:
+    """A ``drift_detected`` record on ``model-events`` and a ``drift`` point in InfluxDB."""
+    from influxdb_client import Point, WritePrecision
+
+    event = {"event": "drift_detected", "model": name, **report.to_dict()}
+    producer.send(settings.topics.model_events, key=name.encode(),
+                  value=json.dumps(event, default=str).encode())
+    point = (
+        Point("drift")
+        .tag("model", name)
+        .tag("monitor", str(report.monitor))
+        .field("statistic", float(report.statistic))
+        .field("features", ",".join(report.features or ()))
+        .time(time.time_ns() // 1000, WritePrecision.US)
+    )
+    writer.write(bucket=settings.influx.bucket, record=point, write_precision=WritePrecision.US)
+    log.warning("drift_detected", model=name, monitor=report.monitor,
+                features=list(report.features or ()))
+
+
 def run_trainer(settings: Settings, stop: threading.Event | None = None) -> None:
     """Follow ``scores`` and ``model-events`` and retrain until ``stop`` is set."""
     from influxdb_client import InfluxDBClient, WritePrecision
@@ -81,7 +103,14 @@ def run_trainer(settings: Settings, stop: threading.Event | None = None) -> None
 
     stop = stop or threading.Event()
     name = settings.connection_detector.registered_model or "connections"
-    trainer = ConnectionTrainer(name, _policy(settings))
+    drift = None
+    if settings.retrain.on_drift:
+        drift = ModelDriftMonitors(
+            DriftSettings(budget_events=settings.retrain.drift_budget_events),
+            list(NUMERIC_FIELDS),
+            alert_threshold=settings.alerts.connections_threshold,
+        )
+    trainer = ConnectionTrainer(name, _policy(settings), drift=drift)
     t = settings.topics
     scores = KafkaConsumer(
         t.scores,
@@ -110,9 +139,11 @@ def run_trainer(settings: Settings, stop: threading.Event | None = None) -> None
             for batch in scores.poll(timeout_ms=500, max_records=5000).values():
                 for message in batch:
                     try:
-                        trainer.observe(json.loads(message.value))
+                        reports = trainer.observe(json.loads(message.value))
                     except ValueError:
                         continue
+                    for report in reports:
+                        _publish_drift(settings, producer, writer, name, report)
             reason = trainer.due()
             for batch in commands.poll(timeout_ms=0).values():
                 for message in batch:
@@ -125,16 +156,22 @@ def run_trainer(settings: Settings, stop: threading.Event | None = None) -> None
             if reason is None:
                 continue
             log.info("retrain_started", model=name, reason=reason, rows=len(trainer.buffer))
-            registry = open_registry(settings)
-            for event in trainer.retrain(registry, reason, progress=lambda m: log.info(
-                    "retrain_progress", model=name, step=m)):
+            try:
+                events = trainer.retrain(open_registry(settings), reason, progress=lambda m: (
+                    log.info("retrain_progress", model=name, step=m)))
+            except Exception as exc:
+                # One failed training must not stop the trainer: say so, and go on.
+                log.error("retrain_failed", model=name, reason=reason, error=repr(exc)[:1000])
+                events = [{"event": "failed", "model": name, "reason": reason,
+                           "error": repr(exc)[:1000]}]
+            for event in events:
                 producer.send(t.model_events, key=name.encode(),
                               value=json.dumps(event, default=str).encode()).get(timeout=30)
-                if event["event"] != "started":
+                if event["event"] not in ("started", "failed"):
                     writer.write(bucket=settings.influx.bucket, record=_model_point(event),
                                  write_precision=WritePrecision.US)
-                shown = ("event", "version", "reason", "served_version")
-                log.info("model_event", **{k: v for k, v in event.items() if k in shown})
+                log.info("model_event_published", model=name, kind=event["event"],
+                         version=event.get("version"), served_version=event.get("served_version"))
     finally:
         for closable in (scores, commands, producer, influx):
             closable.close()

@@ -62,3 +62,30 @@ def test_too_few_clean_rows_skip_the_retrain(registry: ModelRegistry) -> None:
     events = trainer.retrain(registry, "command")
     assert [e["event"] for e in events] == ["started", "skipped"]
     assert "conn" not in registry.models()  # nothing registered
+
+
+def test_a_regime_change_is_reported_as_drift_and_makes_a_retrain_due() -> None:
+    import numpy as np
+
+    from retrain.monitors import DriftSettings, ModelDriftMonitors
+    from windowing import NUMERIC_FIELDS
+
+    rng = np.random.default_rng(0)
+
+    def record(shift: float) -> dict:
+        numeric = rng.lognormal(3.0, 0.5, len(NUMERIC_FIELDS))
+        numeric[NUMERIC_FIELDS.index("src_bytes")] *= np.exp(shift)
+        return {"source": "connections", "model_version": "online", "is_anomaly": False,
+                "score": float(rng.uniform()), "timestamp": 1.7e9,
+                "context": {"numeric": numeric.tolist(), "protocol_type": "tcp",
+                            "service": "http", "flag": "SF", "alert_id": None}}
+
+    monitors = ModelDriftMonitors(DriftSettings(), list(NUMERIC_FIELDS), alert_threshold=0.999)
+    trainer = ConnectionTrainer("conn", RetrainPolicy(every_events=0, min_rows=500),
+                                drift=monitors)
+    assert not any(trainer.observe(record(0.0)) for _ in range(20_000))  # stationary
+    assert trainer.due() is None
+    reports = [r for _ in range(3000) for r in trainer.observe(record(1.0))]  # sizes x e
+    assert reports and reports[0].monitor == "feature_ks"
+    assert reports[0].features == ("src_bytes",)
+    assert trainer.due() == "drift"  # 500 clean rows of the new regime are in
