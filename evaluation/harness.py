@@ -23,6 +23,7 @@ The detector never sees a label: labels are used only to measure. The returned d
 
 from __future__ import annotations
 
+import inspect
 import json
 import math
 import time
@@ -199,6 +200,24 @@ def _resolve_name(name: str | None, source: str) -> str:
     if source == "sensors":
         return Settings().sensor_detector.detector
     return default_detector_name(source)
+
+
+def _fit_supervised(
+    det: Detector, cf: Any, train: pd.DataFrame, train_normal: np.ndarray
+) -> tuple[float, int]:
+    """Fit ``det`` on the normal fit rows plus every labelled attack row of TRAIN; the
+    seconds it took and the rows it learned."""
+    attacks = train.iloc[np.flatnonzero(~np.asarray(train_normal))]
+    batch = cf.pipeline.update_many(attacks)
+    kept = np.arange(len(attacks)) if batch.index is None else np.asarray(batch.index)
+    X = np.vstack([cf.fit, batch.values])
+    y = np.concatenate([
+        np.full(len(cf.fit), "normal", dtype=object),
+        attacks["label"].astype(str).to_numpy(dtype=object)[kept],
+    ])
+    t0 = time.perf_counter()
+    det.fit(X, y=y, feature_names=cf.names)  # type: ignore[call-arg]
+    return time.perf_counter() - t0, len(X)
 
 
 def _fit_detector(det: Detector, mat: np.ndarray, names: list[str] | None) -> float:
@@ -545,7 +564,13 @@ def _evaluate_connections(
     name = _resolve_name(opts["detector"], "connections")
     params = _connection_detector_params(name, opts["params"], cf.fit.shape[0])
     _, det = make_detector(name, params, "connections")
-    train_seconds = _fit_detector(det, cf.fit, cf.names)
+    fitted_rows = cf.fit.shape[0]
+    if "y" in inspect.signature(det.fit).parameters and "label" in train:
+        # A classifier over known classes (open_set_classifier) also learns TRAIN's
+        # labelled attacks; its calibration stays on held-out normal rows.
+        train_seconds, fitted_rows = _fit_supervised(det, cf, train, train_normal)
+    else:
+        train_seconds = _fit_detector(det, cf.fit, cf.names)
     raw_cal, _ = score_in_batches(det, cf.calibration)
     calibrator = reference_calibrator(raw_cal)
 
@@ -571,7 +596,7 @@ def _evaluate_connections(
     card = build_model_card(
         det,
         entity=Path(opts["train"]).name,
-        train_rows=cf.fit.shape[0],
+        train_rows=fitted_rows,
         train_seconds=train_seconds,
         inference_seconds=infer_s,
         inference_rows=mat_test.shape[0],

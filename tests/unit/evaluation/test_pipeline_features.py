@@ -275,3 +275,16 @@ def test_without_a_detector_evaluate_runs_the_one_the_worker_is_configured_with(
     assert res["detector"] == "default_ensemble"
     assert res["scoring_path"].startswith("stream:")
     assert res["feature_names"][0] == "value_z"
+
+
+def test_a_classifier_over_known_classes_learns_train_s_labelled_attacks(tmp_path: Path) -> None:
+    train = write_kdd(tmp_path / "train.gz", 7, {"normal": 600, "smurf": 80, "portsweep": 40})
+    test = write_kdd(
+        tmp_path / "test.txt", 8, {"normal": 300, "smurf": 30, "portsweep": 20, "guess_passwd": 10}
+    )
+    res = run_evaluation(test, format="kdd", train=train, detector="open_set_classifier",
+                         detector_params={"progress": False}, report=False)
+    card = res["model_cards"][0]
+    # Fitted on the normal fit rows (80 % of 600) and the 120 labelled attacks as well.
+    assert card["train_rows"] == 480 + 120
+    assert res["metrics"]["roc_auc"] > 0.99
