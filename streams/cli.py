@@ -366,9 +366,13 @@ def train(
         typer.Argument(help="labelled connections: a KDD Cup 99 file (gzip or plain)"),
     ] = None,
     detector: Annotated[
-        str, typer.Option(help="registered detector to train (a classifier over known "
-                          "classes, open_set_classifier, also gives verdicts)")
-    ] = "marginal_tail",
+        str,
+        typer.Option(
+            help="registered detector to train; the default, a classifier over the known "
+            "classes, names them on alerts and was the best on the harder KDD checks "
+            "(docs/detectors.md)"
+        ),
+    ] = "open_set_classifier",
     param: Annotated[
         list[str] | None,
         typer.Option("--param", "-p", help="Detector parameter KEY=VALUE (repeat)."),

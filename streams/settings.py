@@ -196,8 +196,10 @@ class RetrainSettings(BaseModel):
 
     detector: str = Field(
         "marginal_tail",
-        description="Detector of the connection model the trainer trains (any registered "
-        "one; deep ones need torch in the worker that serves them).",
+        description="Detector of the connection model the trainer trains on clean stream "
+        "rows (no labels); any registered detector. (The autoencoder ranks KDD better, but "
+        "trained on the simulator's stream its scores on the newest held-out rows reached "
+        "0.999 on 19 % of clean connections: its calibration did not carry forward.)",
     )
     every_events: int = Field(
         50_000, description="Retrain after this many new clean connections (0: only on "

@@ -112,7 +112,8 @@ def test_a_trained_model_serves_alongside_the_online_members(pipeline: Any) -> N
     # Every connection past the bootstrap is scored with the model, and says which one.
     assert by_version == {"bootstrap": 400, version: len(events) - 400}
     served = [sc for sc in scores if sc["model_version"] == version]
-    assert all("model:marginal_tail" in sc["context"]["members"] for sc in served)
+    # `train`'s default: a classifier over the simulator's attack kinds.
+    assert all("model:open_set_classifier" in sc["context"]["members"] for sc in served)
     alerts = [r.json() for r in read_topic(s, s.topics.alerts)]
     assert alerts and all(a["source"] == "connections" for a in alerts)
 
