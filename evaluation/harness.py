@@ -192,14 +192,22 @@ def _split_normal(n_normal: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     return fit, cal
 
 
+#: What ``evaluate`` fits on a connection TRAIN file when no detector is named: the model
+#: ``anomstream train`` builds by default from the same file, so the number measured is the
+#: one of the model a worker would serve.
+CONNECTION_TRAIN_DEFAULT = "open_set_classifier"
+
+
 def _resolve_name(name: str | None, source: str) -> str:
-    """The detector to evaluate: the one named, else the one the worker runs (sensors: the
-    configured ``sensor_detector.detector``)."""
+    """The detector to evaluate: the one named, else the one the stream would use
+    (sensors: the worker's ``sensor_detector.detector``; connections, which are always
+    fitted on TRAIN: the trained model's default, :data:`CONNECTION_TRAIN_DEFAULT`)."""
     if name not in (None, DEFAULT):
         return name
     if source == "sensors":
         return Settings().sensor_detector.detector
-    return default_detector_name(source)
+    # ``--detector default``: the connection agent's online ensemble.
+    return CONNECTION_TRAIN_DEFAULT if name is None else default_detector_name(source)
 
 
 def _fit_supervised(
