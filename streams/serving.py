@@ -64,8 +64,8 @@ def load_champion(settings: Settings, name: str) -> ServedConnectionModel | None
     if not _registry_exists(settings):
         return None
     registry = open_registry(settings)
-    if registry.champion(name) is None:
-        return None
+    if name not in registry.models() or registry.champion(name) is None:
+        return None  # nothing registered under that name (yet), or no champion
     try:
         return registry.load(name, loader=ServedConnectionModel.load)
     except RegistryError as exc:
