@@ -22,6 +22,7 @@ does not; a candidate trained on a polluted slice alarms more and is rejected.
 from __future__ import annotations
 
 import datetime as dt
+import math
 import tempfile
 import time
 from collections.abc import Callable, Mapping
@@ -68,12 +69,18 @@ def training_row(record: Mapping[str, Any]) -> tuple[dict[str, Any], bool] | Non
     >>> row, anomalous = training_row(rec)
     >>> row["service"], len(row), anomalous
     ('http', 41, False)
+    >>> training_row({**rec, "context": "garbage"}), training_row({"source": "connections"})
+    (None, None)
     """
     if record.get("source") != "connections" or record.get("model_version") == "bootstrap":
         return None
-    ctx = record.get("context") or {}
-    numeric = ctx.get("numeric")
-    if not isinstance(numeric, list) or len(numeric) != len(NUMERIC_FIELDS):
+    ctx = record.get("context")
+    numeric = ctx.get("numeric") if isinstance(ctx, dict) else None
+    if (
+        not isinstance(numeric, list)
+        or len(numeric) != len(NUMERIC_FIELDS)
+        or not all(isinstance(v, int | float) and math.isfinite(v) for v in numeric)
+    ):
         return None
     row: dict[str, Any] = dict(zip(NUMERIC_FIELDS, numeric, strict=True))
     for c in CATEGORICAL_FIELDS:
@@ -117,8 +124,7 @@ class ConnectionTrainer:
             if reports and not self.drifted:
                 self._accepted_at_drift = self.buffer.accepted
             self.drifted += reports
-        if self.buffer.offer(row, anomalous=anomalous, key=record.get("context", {}).get(
-                "alert_id")):
+        if self.buffer.offer(row, anomalous=anomalous, key=record["context"].get("alert_id")):
             ts = record.get("timestamp")
             if isinstance(ts, int | float):
                 self._first_time = ts if self._first_time is None else self._first_time

@@ -138,9 +138,14 @@ def run_trainer(settings: Settings, stop: threading.Event | None = None) -> None
         while not stop.is_set():
             for batch in scores.poll(timeout_ms=500, max_records=5000).values():
                 for message in batch:
+                    # A record the trainer cannot read is skipped, never fatal: the workers
+                    # wrote these, but the topic is open to anyone.
                     try:
-                        reports = trainer.observe(json.loads(message.value))
-                    except ValueError:
+                        record = json.loads(message.value)
+                        reports = trainer.observe(record) if isinstance(record, dict) else []
+                    except Exception as exc:
+                        log.warning("score_record_skipped", offset=message.offset,
+                                    error=repr(exc)[:200])
                         continue
                     for report in reports:
                         _publish_drift(settings, producer, writer, name, report)
@@ -150,6 +155,8 @@ def run_trainer(settings: Settings, stop: threading.Event | None = None) -> None
                     try:
                         event = json.loads(message.value)
                     except ValueError:
+                        continue
+                    if not isinstance(event, dict):
                         continue
                     if event.get("event") == RETRAIN_REQUESTED and event.get("model") == name:
                         reason = "command"
