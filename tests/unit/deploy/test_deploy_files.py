@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import pytest
 import yaml
 
 from streams.settings import Settings
@@ -85,3 +86,59 @@ def test_every_variable_compose_uses_is_in_env_example_and_has_no_default() -> N
     # The real .env is never committed.
     gitignore = (DEPLOY.parent / ".gitignore").read_text().splitlines()
     assert "deploy/.env" in gitignore
+
+
+def _k8s_documents() -> list[tuple[str, dict]]:
+    kustomization = yaml.safe_load((DEPLOY / "k8s" / "kustomization.yaml").read_text())
+    docs = []
+    for name in kustomization["resources"]:
+        for doc in yaml.safe_load_all((DEPLOY / "k8s" / name).read_text()):
+            docs.append((name, doc))
+    return docs
+
+
+def test_every_kubernetes_manifest_validates_against_the_schema() -> None:
+    import kubernetes_validate
+
+    docs = _k8s_documents()
+    kinds = {doc["kind"] for _, doc in docs}
+    assert {"Deployment", "HorizontalPodAutoscaler", "ConfigMap",
+            "PersistentVolumeClaim"} <= kinds
+    for _, doc in docs:
+        # Raises ValidationError with the path of whatever does not fit the schema.
+        kubernetes_validate.validate(doc, "1.30", strict=True)
+
+
+def test_the_worker_deployment_probes_the_health_endpoints_and_outlives_its_shutdown(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    settings = Settings()
+    worker = next(doc for _, doc in _k8s_documents()
+                  if doc["kind"] == "Deployment" and doc["metadata"]["name"].endswith("worker"))
+    pod = worker["spec"]["template"]["spec"]
+    container = pod["containers"][0]
+    assert container["args"] == ["worker"]
+    assert container["ports"][0]["containerPort"] == settings.worker.web_port
+    assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
+    assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
+    assert pod["terminationGracePeriodSeconds"] > settings.worker.shutdown_timeout_s
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert {"requests", "limits"} <= set(container["resources"])
+    refs = {ref.get("configMapRef", ref.get("secretRef"))["name"] for ref in container["envFrom"]}
+    assert refs == {"anomstream-config", "anomstream-secrets"}
+    # The ConfigMap is the settings' environment: every key is read, none is a typo.
+    config = next(doc for _, doc in _k8s_documents() if doc["kind"] == "ConfigMap")
+    assert all(key.startswith("ANOMSTREAM_") for key in config["data"])
+    for key, value in {**config["data"], "ANOMSTREAM_INFLUX__TOKEN": "x"}.items():
+        monkeypatch.setenv(key, value)
+    loaded = Settings()
+    for key in config["data"]:
+        if key == "ANOMSTREAM_LOG_JSON":  # read by streams.logs, not a settings field
+            continue
+        group, _, name = key.removeprefix("ANOMSTREAM_").lower().partition("__")
+        target = getattr(loaded, group) if name else loaded
+        assert hasattr(target, name or group), key
+    assert loaded.kafka.bootstrap_servers == config["data"]["ANOMSTREAM_KAFKA__BOOTSTRAP_SERVERS"]
+    assert loaded.kafka.manage_local is False and loaded.topics.replication_factor == 3
+    assert (DEPLOY / "k8s" / "secret.env.example").is_file()
+    assert "deploy/k8s/secret.env" in (DEPLOY.parent / ".gitignore").read_text().splitlines()
