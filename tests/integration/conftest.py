@@ -138,3 +138,17 @@ def pipeline(stack: Stack, tmp_path: Path) -> Iterator[Pipeline]:
         yield p
     finally:
         p.stop()
+
+
+def model_versions(settings: Settings, events: list[dict]) -> list[str]:
+    """The ``model_version`` that scored each connection of ``events`` (in their order),
+    after checking that every one of them has exactly one score record."""
+    from collections import Counter
+
+    from streams.observe import read_topic
+
+    scores = [r.json() for r in read_topic(settings, settings.topics.scores)]
+    keys = Counter((sc["input"]["partition"], sc["input"]["offset"]) for sc in scores)
+    assert len(keys) == len(events) and set(keys.values()) == {1}
+    by_event = {(sc["entity"], sc["timestamp"]): sc["model_version"] for sc in scores}
+    return [by_event[(ev["dst_host"], ev["timestamp"])] for ev in events]

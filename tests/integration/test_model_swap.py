@@ -7,15 +7,15 @@ import os
 import subprocess
 import sys
 import time
-from collections import Counter
 from typing import Any
 
 import pytest
 from kafka import KafkaProducer
 
 from retrain.served import ServedConnectionModel
-from streams.observe import read_topic, wait_for_lag_zero
+from streams.observe import wait_for_lag_zero
 from streams.simulator import ConnectionSimulator
+from tests.integration.conftest import model_versions
 
 pytestmark = pytest.mark.integration
 
@@ -79,12 +79,8 @@ def test_promote_and_rollback_swap_the_served_model_between_batches(pipeline: An
     send(1600, 2000)
     producer.close()
 
-    scores = [r.json() for r in read_topic(s, s.topics.scores)]
     # Every connection has exactly one score record, whatever was swapped when.
-    keys = Counter((sc["input"]["partition"], sc["input"]["offset"]) for sc in scores)
-    assert len(keys) == len(events) and set(keys.values()) == {1}
-    by_event = {(sc["entity"], sc["timestamp"]): sc["model_version"] for sc in scores}
-    used = [by_event[(ev["dst_host"], ev["timestamp"])] for ev in events]
+    used = model_versions(s, events)
     assert set(used[:800]) <= {"bootstrap", "online"}
     assert set(used[800:1200]) == {v1}
     assert set(used[1200:1600]) == {v2}
