@@ -57,6 +57,8 @@ class RetrainPolicy:
     alert_threshold: float = 0.999
     tolerance: float = 0.0005
     seed: int = 0
+    #: Refused rows kept, by alert, until an analyst's verdict on it.
+    held_rows: int = 20_000
 
 
 def training_row(record: Mapping[str, Any]) -> tuple[dict[str, Any], bool] | None:
@@ -105,6 +107,10 @@ class ConnectionTrainer:
         #: Watches the connections' numeric fields and the published scores.
         self.drift = drift
         self.drifted: list[DriftReport] = []
+        #: Rows refused as anomalous, by alert id, until an analyst's verdict: a false
+        #: alarm's rows are normal traffic after all (bounded: oldest alerts dropped).
+        self._held: dict[str, list[dict[str, Any]]] = {}
+        self._held_rows = 0
         self._accepted_at_drift = 0
         self._accepted_at_last_train = 0
         self._first_time: float | None = None
@@ -124,12 +130,34 @@ class ConnectionTrainer:
             if reports and not self.drifted:
                 self._accepted_at_drift = self.buffer.accepted
             self.drifted += reports
-        if self.buffer.offer(row, anomalous=anomalous, key=record["context"].get("alert_id")):
+        alert_id = record["context"].get("alert_id")
+        if anomalous and isinstance(alert_id, str):
+            self._hold(alert_id, row)
+        if self.buffer.offer(row, anomalous=anomalous, key=alert_id):
             ts = record.get("timestamp")
             if isinstance(ts, int | float):
                 self._first_time = ts if self._first_time is None else self._first_time
                 self._last_time = ts
         return reports
+
+    def _hold(self, alert_id: str, row: dict[str, Any]) -> None:
+        self._held.setdefault(alert_id, []).append(row)
+        self._held_rows += 1
+        while self._held_rows > self.policy.held_rows and self._held:
+            oldest = next(iter(self._held))
+            self._held_rows -= len(self._held.pop(oldest))
+
+    def verdict(self, alert_id: str, confirmed: bool) -> int:
+        """An analyst's verdict on an alert: a confirmed incident's rows stay out of
+        training for good; a false alarm's rows join it. Returns the rows affected."""
+        rows = self._held.pop(alert_id, [])
+        self._held_rows -= len(rows)
+        if confirmed:
+            self.buffer.exclude([alert_id])
+            return len(rows)
+        for row in rows:
+            self.buffer.offer(row)
+        return len(rows)
 
     def due(self) -> str | None:
         """``"drift"`` once ``min_rows`` clean rows arrived after a drift report (the new

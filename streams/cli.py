@@ -470,6 +470,27 @@ def retrain(
 
 
 @app.command()
+def label(
+    alert_id: Annotated[str, typer.Argument(help="alert_id of the alert (anomstream alerts)")],
+    verdict: Annotated[
+        str, typer.Option(help="true: a real incident; false: a false alarm")
+    ] = ...,  # type: ignore[assignment]
+    note: Annotated[str | None, typer.Option(help="free text kept with the verdict")] = None,
+) -> None:
+    """Record an analyst's verdict on an alert (the labels topic): the trainer keeps a
+    confirmed incident's connections out of training and adds a false alarm's back."""
+    from streams.trainer import publish_label
+
+    value = verdict.strip().lower()
+    if value not in ("true", "false"):
+        err.print(f"[red]label:[/] --verdict must be true or false, not {verdict!r}")
+        raise typer.Exit(2)
+    settings = _settings()
+    publish_label(settings, alert_id, value == "true", note)
+    console.print(f"verdict {value} for alert {alert_id} published on {settings.topics.labels}")
+
+
+@app.command()
 def alerts(
     from_beginning: Annotated[bool, typer.Option("--from-beginning")] = False,
     follow: Annotated[bool, typer.Option("--follow/--no-follow")] = True,

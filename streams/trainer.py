@@ -24,7 +24,7 @@ from streams.serving import open_registry
 from streams.settings import Settings
 from windowing import NUMERIC_FIELDS
 
-__all__ = ["RETRAIN_REQUESTED", "request_retrain", "run_trainer"]
+__all__ = ["RETRAIN_REQUESTED", "parse_label", "publish_label", "request_retrain", "run_trainer"]
 
 log = structlog.get_logger(__name__)
 
@@ -54,6 +54,39 @@ def request_retrain(settings: Settings, model: str) -> None:
                       value=json.dumps(event).encode()).get(timeout=30)
     finally:
         producer.close()
+
+
+def publish_label(settings: Settings, alert_id: str, confirmed: bool, note: str | None) -> None:
+    """An analyst's verdict on an alert, on the ``labels`` topic (keyed by the alert id)."""
+    from kafka import KafkaProducer
+
+    label = {"alert_id": alert_id, "verdict": confirmed, "note": note, "at": time.time()}
+    producer = KafkaProducer(bootstrap_servers=settings.kafka.bootstrap_servers, acks="all")
+    try:
+        producer.send(settings.topics.labels, key=alert_id.encode(),
+                      value=json.dumps(label).encode()).get(timeout=30)
+    finally:
+        producer.close()
+
+
+def parse_label(value: bytes | None) -> tuple[str, bool] | None:
+    """``(alert_id, confirmed)`` of a ``labels`` record; None for anything else.
+
+    >>> parse_label(b'{"alert_id": "a1", "verdict": false}')
+    ('a1', False)
+    >>> parse_label(b'{"alert_id": "a1", "verdict": "yes"}'), parse_label(b"[]")
+    (None, None)
+    """
+    try:
+        label = json.loads(value or b"")
+    except ValueError:
+        return None
+    if not isinstance(label, dict):
+        return None
+    alert_id, verdict = label.get("alert_id"), label.get("verdict")
+    if not isinstance(alert_id, str) or not isinstance(verdict, bool):
+        return None
+    return alert_id, verdict
 
 
 def _model_point(event: dict[str, Any]) -> Any:
@@ -126,6 +159,12 @@ def run_trainer(settings: Settings, stop: threading.Event | None = None) -> None
         group_id=None,
         auto_offset_reset="latest",
     )
+    labels = KafkaConsumer(
+        t.labels,
+        bootstrap_servers=settings.kafka.bootstrap_servers,
+        group_id=f"{settings.worker.app_id}-trainer-labels",
+        auto_offset_reset="earliest",
+    )
     producer = KafkaProducer(bootstrap_servers=settings.kafka.bootstrap_servers, acks="all")
     influx = InfluxDBClient(
         url=settings.influx.url,
@@ -149,6 +188,13 @@ def run_trainer(settings: Settings, stop: threading.Event | None = None) -> None
                         continue
                     for report in reports:
                         _publish_drift(settings, producer, writer, name, report)
+            for batch in labels.poll(timeout_ms=0).values():
+                for message in batch:
+                    parsed = parse_label(message.value)
+                    if parsed is not None:
+                        rows = trainer.verdict(*parsed)
+                        log.info("label_applied", alert_id=parsed[0], confirmed=parsed[1],
+                                 rows=rows)
             reason = trainer.due()
             for batch in commands.poll(timeout_ms=0).values():
                 for message in batch:
@@ -180,5 +226,5 @@ def run_trainer(settings: Settings, stop: threading.Event | None = None) -> None
                 log.info("model_event_published", model=name, kind=event["event"],
                          version=event.get("version"), served_version=event.get("served_version"))
     finally:
-        for closable in (scores, commands, producer, influx):
+        for closable in (scores, commands, labels, producer, influx):
             closable.close()

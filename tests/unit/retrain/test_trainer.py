@@ -89,3 +89,21 @@ def test_a_regime_change_is_reported_as_drift_and_makes_a_retrain_due() -> None:
     assert reports and reports[0].monitor == "feature_ks"
     assert reports[0].features == ("src_bytes",)
     assert trainer.due() == "drift"  # 500 clean rows of the new regime are in
+
+
+def test_analyst_verdicts_move_an_alert_s_rows_in_or_keep_them_out() -> None:
+    trainer = ConnectionTrainer("conn", RetrainPolicy(every_events=0))
+    records = _score_records(4000, seed=2, attack_rate=0.003)
+    for rec in records:
+        trainer.observe(rec)
+    alerts = [r["context"]["alert_id"] for r in records
+              if r["model_version"] != "bootstrap" and r["context"].get("alert_id")]
+    first, second = list(dict.fromkeys(alerts))[:2]
+    before = len(trainer.buffer)
+    # A false alarm: its connections are normal traffic after all.
+    added = trainer.verdict(first, confirmed=False)
+    assert added == alerts.count(first) and len(trainer.buffer) == before + added
+    # A confirmed incident: its connections stay out.
+    assert trainer.verdict(second, confirmed=True) == alerts.count(second)
+    assert len(trainer.buffer) == before + added
+    assert trainer.verdict("no-such-alert", confirmed=False) == 0
