@@ -490,6 +490,68 @@ def label(
     console.print(f"verdict {value} for alert {alert_id} published on {settings.topics.labels}")
 
 
+thresholds_app = typer.Typer(
+    name="thresholds",
+    help="Alert thresholds from analysts' verdicts (anomstream label).",
+    no_args_is_help=True,
+)
+app.add_typer(thresholds_app, name="thresholds")
+
+
+@thresholds_app.command("suggest")
+def thresholds_suggest(
+    source: Annotated[str, typer.Option(help="connections or sensors")] = "connections",
+    objective: Annotated[str, typer.Option(help="fbeta or cost")] = "fbeta",
+    beta: Annotated[float, typer.Option(help="F-beta's beta (recall weighs beta times)")] = 1.0,
+    cost_fn: Annotated[float, typer.Option(help="cost of a missed incident")] = 10.0,
+    cost_fp: Annotated[float, typer.Option(help="cost of a false alarm")] = 1.0,
+    min_verdicts: Annotated[int, typer.Option(help="fewest labelled alerts to decide on")] = 20,
+    as_json: JsonOption = False,
+) -> None:
+    """Suggest an alert threshold from the labelled alerts (read from the alerts and
+    labels topics): the best one for the objective, never below the current one."""
+    from retrain.feedback import suggest_threshold
+    from streams.observe import read_topic
+    from streams.scoring import sensor_alert_policy
+    from streams.trainer import parse_label
+
+    settings = _settings()
+    scores = {}
+    for record in read_topic(settings, settings.topics.alerts):
+        try:
+            alert = record.json()
+            if isinstance(alert, dict) and alert.get("source") == source:
+                scores[str(alert["alert_id"])] = float(alert["score"])
+        except (ValueError, KeyError, TypeError):
+            continue  # not an alert this command can use
+    verdicts = {}
+    for record in read_topic(settings, settings.topics.labels):
+        parsed = parse_label(record.value)
+        if parsed is not None:
+            verdicts[parsed[0]] = parsed[1]  # the latest verdict on an alert wins
+    if source == "connections":
+        current, setting = settings.alerts.connections_threshold, "ALERTS__CONNECTIONS_THRESHOLD"
+    else:
+        current, setting = sensor_alert_policy(settings).threshold, "ALERTS__THRESHOLD"
+    try:
+        s = suggest_threshold(source, scores, verdicts, current, objective=objective, beta=beta,
+                              cost_fn=cost_fn, cost_fp=cost_fp, min_verdicts=min_verdicts)
+    except ValueError as exc:
+        err.print(f"[red]thresholds:[/] {exc}")
+        raise typer.Exit(2) from None
+    if as_json:
+        _print_json({**s.to_dict(), "setting": f"ANOMSTREAM_{setting}"})
+        return
+    console.print(
+        f"{s.verdicts} labelled {source} alerts ({s.confirmed} incidents, {s.false_alarms} "
+        f"false alarms); {s.objective} {s.value:.3f}\n"
+        f"threshold {s.current:.6g} -> {s.suggested:.6g}: removes {s.false_alarms_removed} "
+        f"false alarms, misses {s.incidents_missed} incidents (precision {s.precision:.2f}, "
+        f"recall {s.recall:.2f} among the labelled alerts)"
+    )
+    typer.echo(f"apply: ANOMSTREAM_{setting}={s.suggested:.6g}")
+
+
 @app.command()
 def alerts(
     from_beginning: Annotated[bool, typer.Option("--from-beginning")] = False,
