@@ -124,7 +124,8 @@ class ConnectionTrainer:
         row, anomalous = parsed
         reports: list[DriftReport] = []
         if self.drift is not None:
-            numeric = np.array([row[f] for f in NUMERIC_FIELDS], dtype=np.float64)
+            names = self.drift.feature_names or ()
+            numeric = np.array([row[f] for f in names], dtype=np.float64)
             score = record.get("score")
             reports = self.drift.update(numeric, float(score) if score is not None else None)
             if reports and not self.drifted:

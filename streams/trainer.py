@@ -22,7 +22,7 @@ from retrain.monitors import DriftSettings, ModelDriftMonitors
 from retrain.trainer import ConnectionTrainer, RetrainPolicy
 from streams.serving import open_registry
 from streams.settings import Settings
-from windowing import NUMERIC_FIELDS
+from windowing.kdd import INTRINSIC_NUMERIC_FIELDS
 
 __all__ = ["RETRAIN_REQUESTED", "parse_label", "publish_label", "request_retrain", "run_trainer"]
 
@@ -138,10 +138,11 @@ def run_trainer(settings: Settings, stop: threading.Event | None = None) -> None
     name = settings.connection_detector.registered_model or "connections"
     drift = None
     if settings.retrain.on_drift:
+        # The connections' own fields and the scores: the traffic fields are counts over
+        # sliding windows, autocorrelated enough to fool a two-sample test.
         drift = ModelDriftMonitors(
             DriftSettings(budget_events=settings.retrain.drift_budget_events),
-            list(NUMERIC_FIELDS),
-            alert_threshold=settings.alerts.connections_threshold,
+            list(INTRINSIC_NUMERIC_FIELDS),
         )
     trainer = ConnectionTrainer(name, _policy(settings), drift=drift)
     t = settings.topics
