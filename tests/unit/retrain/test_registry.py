@@ -289,11 +289,20 @@ def test_the_models_commands(
     assert result.exit_code == 0 and json.loads(result.stdout)["rule"]["tolerance"] == 0.2
 
 
-def test_the_embedded_registry_sends_no_telemetry(registry: ModelRegistry) -> None:
+def test_the_embedded_registry_sends_no_telemetry(
+    registry: ModelRegistry, monkeypatch: pytest.MonkeyPatch
+) -> None:
     # MLflow 3 phones home and writes ~/.config/mlflow/telemetry.json unless told not to;
-    # importing retrain.registry tells it (unless the environment already decided).
-    if os.environ.get("MLFLOW_DISABLE_TELEMETRY", "true").lower() != "true":
-        pytest.skip("telemetry explicitly enabled in this environment")
+    # importing retrain.registry tells it, and leaves an explicit choice alone.
+    from retrain.registry import _quiet_mlflow_env
+
+    monkeypatch.delenv("MLFLOW_DISABLE_TELEMETRY", raising=False)
+    _quiet_mlflow_env()
+    assert os.environ["MLFLOW_DISABLE_TELEMETRY"] == "true"
+    monkeypatch.setenv("MLFLOW_DISABLE_TELEMETRY", "false")
+    _quiet_mlflow_env()
+    assert os.environ["MLFLOW_DISABLE_TELEMETRY"] == "false"
+    monkeypatch.setenv("MLFLOW_DISABLE_TELEMETRY", "true")
     from mlflow.telemetry.client import get_telemetry_client
 
     registry.models()
